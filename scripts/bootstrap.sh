@@ -1,0 +1,154 @@
+#!/usr/bin/env bash
+# Set up everything the demo and the tests need, idempotently, on Debian/Ubuntu:
+# system packages, a Docker daemon, a PostgreSQL cluster with a test role, the pinned
+# virtualenv, dependency collections from PyPI, and an offline stand-in for ansible-test's
+# get-pip download. Writes "$ENGINE_OPS_WORK/env.sh" for the other scripts to source.
+set -euo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+WORK=${ENGINE_OPS_WORK:-$REPO/.work}
+ANSIBLE_WHEEL_VERSION=12.3.0   # the 'ansible' package that carries community.docker & co.
+export DEBIAN_FRONTEND=noninteractive PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_CONFIG_FILE=/dev/null
+
+say() { echo "bootstrap: $*"; }
+die() { echo "bootstrap: ERROR: $*" >&2; exit 1; }
+
+# -- who and where ---------------------------------------------------------------------------------
+if [ "$(id -u)" -ne 0 ]; then
+  if command -v sudo >/dev/null 2>&1; then
+    say "not root; re-running with sudo"
+    exec sudo --preserve-env=ENGINE_OPS_WORK,PYTHON "$0" "$@"
+  fi
+  die "must run as root (or with sudo available): it installs packages and starts dockerd and PostgreSQL"
+fi
+[ -r /etc/os-release ] || die "cannot read /etc/os-release; this script supports Debian and Ubuntu only"
+# shellcheck disable=SC1091
+. /etc/os-release
+case " ${ID:-} ${ID_LIKE:-} " in
+  *" debian "*|*" ubuntu "*) ;;
+  *) die "this is ${PRETTY_NAME:-an unknown system}; the bootstrap supports Debian and Ubuntu (apt) only" ;;
+esac
+command -v apt-get >/dev/null 2>&1 || die "apt-get not found; the bootstrap needs apt to install docker.io and friends"
+
+PYTHON=${PYTHON:-python3}
+command -v "$PYTHON" >/dev/null 2>&1 || die "$PYTHON not found; Python 3.11 or newer is required"
+"$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+  || die "$("$PYTHON" -V 2>&1) is too old; Python 3.11 or newer is required (set PYTHON=/path/to/python3.11)"
+mkdir -p "$WORK"
+
+# -- system packages (only what is missing) --------------------------------------------------------
+missing=()
+docker info >/dev/null 2>&1 || command -v dockerd >/dev/null 2>&1 || missing+=(docker.io)
+for tool in mmdebstrap:mmdebstrap zstd:zstd shellcheck:shellcheck curl:curl; do
+  command -v "${tool%%:*}" >/dev/null 2>&1 || missing+=("${tool#*:}")
+done
+command -v pg_ctlcluster >/dev/null 2>&1 || missing+=(postgresql)
+"$PYTHON" -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
+if [ ${#missing[@]} -gt 0 ]; then
+  say "installing ${missing[*]}"
+  apt-get update -qq
+  apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+# -- Docker daemon ---------------------------------------------------------------------------------
+if ! docker info >/dev/null 2>&1; then
+  if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
+    say "starting docker with systemd"
+    systemctl start docker
+  elif pgrep -x dockerd >/dev/null 2>&1; then
+    say "a dockerd is already starting; waiting for it (never a second daemon)"
+  else
+    # Tests use host networking on 127.0.0.1 only, so the daemon needs no bridge and no iptables.
+    say "starting dockerd without systemd (log: $WORK/dockerd.log)"
+    setsid dockerd --bridge=none --iptables=false >"$WORK/dockerd.log" 2>&1 </dev/null &
+  fi
+  for _ in $(seq 1 120); do docker info >/dev/null 2>&1 && break; sleep 0.5; done
+  docker info >/dev/null 2>&1 || die "dockerd did not answer within 60 s; see $WORK/dockerd.log"
+fi
+
+# -- PostgreSQL ------------------------------------------------------------------------------------
+read -r PG_VER PG_CLUSTER PG_PORT PG_STATUS _ < <(pg_lsclusters --no-header 2>/dev/null | head -n1) || true
+if [ -z "${PG_VER:-}" ]; then
+  PG_VER=$(find /usr/lib/postgresql -mindepth 1 -maxdepth 1 -printf '%f\n' 2>/dev/null | sort -n | tail -n1)
+  [ -n "$PG_VER" ] || die "no PostgreSQL server installed (apt-get install postgresql)"
+  say "creating PostgreSQL $PG_VER cluster main"
+  pg_createcluster "$PG_VER" main >/dev/null
+  read -r PG_VER PG_CLUSTER PG_PORT PG_STATUS _ < <(pg_lsclusters --no-header | head -n1)
+fi
+if [ "$PG_STATUS" != "online" ]; then
+  say "starting PostgreSQL $PG_VER/$PG_CLUSTER on port $PG_PORT"
+  pg_ctlcluster "$PG_VER" "$PG_CLUSTER" start
+fi
+for _ in $(seq 1 60); do pg_isready -q -h 127.0.0.1 -p "$PG_PORT" && break; sleep 0.5; done
+pg_isready -q -h 127.0.0.1 -p "$PG_PORT" || die "PostgreSQL $PG_VER/$PG_CLUSTER does not answer on 127.0.0.1:$PG_PORT"
+mkdir -p "$WORK/pg"; chmod 700 "$WORK/pg"
+[ -s "$WORK/pg/password" ] || (umask 077; "$PYTHON" -c 'import secrets; print(secrets.token_hex(16))' >"$WORK/pg/password")
+PG_PASSWORD=$(cat "$WORK/pg/password")
+# The test role owns throwaway databases; password auth over TCP on 127.0.0.1, like an Engine's DSN.
+runuser -u postgres -- psql -q -p "$PG_PORT" -v ON_ERROR_STOP=1 -v pw="$PG_PASSWORD" >/dev/null <<'SQL'
+SELECT format('CREATE ROLE engine_ops LOGIN SUPERUSER PASSWORD %L', :'pw')
+  WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'engine_ops') \gexec
+SELECT format('ALTER ROLE engine_ops PASSWORD %L', :'pw') \gexec
+SQL
+
+# -- virtualenv (reinstalled only when the pins change) --------------------------------------------
+VENV=$WORK/venv
+stamp=$(cat "$REPO/requirements.txt" "$REPO/requirements-dev.txt" "$REPO/constraints-dev.txt" \
+        <("$PYTHON" -V 2>&1) | sha256sum | cut -c1-16)
+if [ "$(cat "$VENV/.stamp" 2>/dev/null)" != "$stamp" ]; then
+  say "creating virtualenv $VENV (about a minute)"
+  rm -rf "$VENV"
+  "$PYTHON" -m venv "$VENV"
+  "$VENV/bin/pip" install -q --upgrade pip
+  "$VENV/bin/pip" install -q -r "$REPO/requirements-dev.txt" -c "$REPO/constraints-dev.txt"
+  echo "$stamp" >"$VENV/.stamp"
+fi
+
+# -- dependency collections from PyPI (Galaxy is not reachable) ------------------------------------
+COLL=$WORK/collections
+if [ "$(cat "$COLL/.stamp" 2>/dev/null)" != "$ANSIBLE_WHEEL_VERSION" ]; then
+  say "unpacking community.docker, community.postgresql, ansible.posix, amazon.aws, google.cloud from ansible==$ANSIBLE_WHEEL_VERSION"
+  rm -rf "$COLL" "$WORK/dl"; mkdir -p "$COLL"
+  "$VENV/bin/pip" download -q --no-deps "ansible==$ANSIBLE_WHEEL_VERSION" -d "$WORK/dl"
+  "$VENV/bin/python" - "$WORK/dl/ansible-$ANSIBLE_WHEEL_VERSION-py3-none-any.whl" "$COLL" <<'PY'
+import sys, zipfile
+wanted = ("community/docker/", "community/postgresql/", "ansible/posix/", "amazon/aws/", "google/cloud/")
+with zipfile.ZipFile(sys.argv[1]) as whl:
+    whl.extractall(sys.argv[2], [n for n in whl.namelist()
+                                 if n.startswith("ansible_collections/") and n[20:].startswith(wanted)])
+PY
+  rm -rf "$WORK/dl"
+  echo "$ANSIBLE_WHEEL_VERSION" >"$COLL/.stamp"
+fi
+# This checkout is engine_ops.lifecycle for ansible-playbook and ansible-lint (not for ansible-test,
+# which refuses symlinks and gets a real copy from scripts/sanity.sh).
+mkdir -p "$COLL/ansible_collections/engine_ops"
+ln -sfn "$REPO" "$COLL/ansible_collections/engine_ops/lifecycle"
+
+# -- ansible-test: offline stand-in for its get-pip download ---------------------------------------
+AT=$("$VENV/bin/python" -c 'import ansible_test, os; print(os.path.dirname(ansible_test.__file__))')
+PIPV=$(grep -oP "pip='\K[0-9.]+" "$AT/_internal/python_requirements.py" | head -n1)
+mkdir -p ~/.ansible/test/cache
+cat >~/.ansible/test/cache/get_pip_"${PIPV//./_}".py <<'PY'
+# Stand-in for get-pip.py: CPython's bundled pip wheel installs the requested pip from PyPI.
+import glob, os, sys, ensurepip
+args = [a for a in sys.argv[1:] if a not in ('--no-setuptools', '--no-wheel')]
+whl = sorted(glob.glob(os.path.join(os.path.dirname(ensurepip.__file__), '_bundled', 'pip-*.whl')))[-1]
+sys.path.insert(0, whl)
+from pip._internal.cli.main import main
+sys.exit(main(['install', '--upgrade', '--force-reinstall'] + args))
+PY
+
+# -- environment for the other scripts -------------------------------------------------------------
+cat >"$WORK/env.sh" <<ENV
+# Written by scripts/bootstrap.sh; source it to use the project's tools and services.
+export ENGINE_OPS_WORK='$WORK'
+export VIRTUAL_ENV='$VENV'
+export PATH='$VENV/bin':"\$PATH"
+export ANSIBLE_COLLECTIONS_PATH='$COLL'
+export PIP_CONFIG_FILE=/dev/null PIP_DISABLE_PIP_VERSION_CHECK=1
+export ENGINE_OPS_PG_HOST=127.0.0.1 ENGINE_OPS_PG_PORT='$PG_PORT' ENGINE_OPS_PG_USER=engine_ops
+export ENGINE_OPS_PG_PASSWORD='$PG_PASSWORD'
+ENV
+chmod 600 "$WORK/env.sh"
+say "ready: docker $(docker version --format '{{.Server.Version}}'), PostgreSQL $PG_VER on 127.0.0.1:$PG_PORT, venv $VENV"
