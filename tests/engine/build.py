@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Build the reference Engine images locally, cached by content.
 
     python3 tests/engine/build.py [--only TAG ...] [--cache-dir DIR] [--list]

@@ -216,7 +216,7 @@ def test_export_since_returns_only_rows_written_after_the_time(engines, version)
     engine = engines.start(version, engines.brain("sqlite"))
     engine.wait_healthy()
     engine.execute("first", request_id="first")
-    _, events = engine.execute("second", request_id="second")
+    dummy, events = engine.execute("second", request_id="second")
     episodes = requests.get(engine.url + "/memory/export", params={"tables": "episodes"}, timeout=10).json()
     first_at = [e["created_at"] for e in episodes["tables"]["episodes"] if e["request_id"] == "first"][0]
     since = requests.get(engine.url + "/memory/export", params={"since": first_at}, timeout=10).json()

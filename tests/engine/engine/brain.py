@@ -195,7 +195,6 @@ class Brain:
                 self.conn = None
 
 
-
 class SqliteBrain(Brain):
     dialect = "sqlite"
 

@@ -15,7 +15,7 @@ from .jsonlog import utcnow_iso
 def _stamps(rng, count, days, now):
     start = now - timedelta(days=days)
     span = (now - start).total_seconds()
-    return sorted(utcnow_iso(start + timedelta(seconds=rng.random() * span)) for _ in range(count))
+    return sorted(utcnow_iso(start + timedelta(seconds=rng.random() * span)) for dummy in range(count))
 
 
 def seed_rows(episodes, days, chunk_bytes=1024, seed=1, now=None):
@@ -26,7 +26,7 @@ def seed_rows(episodes, days, chunk_bytes=1024, seed=1, now=None):
     words = ("memory", "agent", "tool", "plan", "user", "context", "recall", "channel", "graph", "signal")
 
     def text(n):
-        return " ".join(rng.choice(words) for _ in range(n))
+        return " ".join(rng.choice(words) for dummy in range(n))
 
     convs = ["c%05d" % (i // 4) for i in range(episodes)]
     reqs = ["seed-%06d" % i for i in range(episodes)]
@@ -42,7 +42,7 @@ def seed_rows(episodes, days, chunk_bytes=1024, seed=1, now=None):
     yield "working_memory_log", ("request_id", "content", "created_at"), [
         (reqs[i], text(20), stamps[i]) for i in range(episodes)]
     yield "trajectories", ("request_id", "steps", "created_at"), [
-        (reqs[i], json.dumps([{"step": text(2)} for _ in range(3)]), stamps[i]) for i in range(episodes)]
+        (reqs[i], json.dumps([{"step": text(2)} for dummy in range(3)]), stamps[i]) for i in range(episodes)]
     yield "observability_events", ("request_id", "kind", "payload", "created_at"), [
         (reqs[i], "turn.completed", json.dumps({"duration_ms": rng.randint(500, 60000)}), stamps[i])
         for i in range(episodes)]
@@ -68,7 +68,7 @@ def seed_rows(episodes, days, chunk_bytes=1024, seed=1, now=None):
         ("read_file", "mcp-files", stamps[0]), ("search", "mcp-search", stamps[0])]
     chunk_stamps = _stamps(rng, episodes * 2, days, now)
     yield "ingestion_chunks", ("source", "chunk", "created_at"), [
-        ("doc-%d" % (i // 8), "".join(rng.choice("abcdefghij ") for _ in range(chunk_bytes)), chunk_stamps[i])
+        ("doc-%d" % (i // 8), "".join(rng.choice("abcdefghij ") for dummy in range(chunk_bytes)), chunk_stamps[i])
         for i in range(episodes * 2)]
 
 

@@ -23,8 +23,8 @@ def test_seed_fills_every_table_within_the_window():
 
 
 def test_seed_is_deterministic():
-    first = [(t, d) for t, _, d in seed_rows(10, 3, chunk_bytes=16, seed=7, now=NOW)]
-    second = [(t, d) for t, _, d in seed_rows(10, 3, chunk_bytes=16, seed=7, now=NOW)]
+    first = [(t, d) for t, dummy, d in seed_rows(10, 3, chunk_bytes=16, seed=7, now=NOW)]
+    second = [(t, d) for t, dummy, d in seed_rows(10, 3, chunk_bytes=16, seed=7, now=NOW)]
     assert first == second
 
 

@@ -1,0 +1,52 @@
+# Every target sets up what it needs (scripts/bootstrap.sh is idempotent and fast when done).
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+ENGINE_OPS_WORK ?= $(CURDIR)/.work
+export ENGINE_OPS_WORK
+WITH_ENV := source $(ENGINE_OPS_WORK)/env.sh &&
+
+.PHONY: help bootstrap engine-images demo demo-clean test unit sanity lint integration molecule build clean
+
+help:
+	@echo "make demo           set up, build the reference Engines, run the demo fleet"
+	@echo "make test           set up and run every test layer (unit sanity lint integration molecule)"
+	@echo "make unit|sanity|lint|integration|molecule   one layer"
+	@echo "make engine-images  build the reference Engine images (cached by content)"
+	@echo "make demo-clean     remove the demo fleet and its brains"
+	@echo "make build          build the collection tarball into .work/dist"
+
+bootstrap:
+	@bash scripts/bootstrap.sh
+
+engine-images: bootstrap
+	@$(WITH_ENV) python tests/engine/build.py
+
+demo: engine-images
+	@$(WITH_ENV) ansible-playbook -i demo/inventory.yml demo/demo.yml
+
+demo-clean: bootstrap
+	@$(WITH_ENV) ansible-playbook -i demo/inventory.yml demo/clean.yml
+
+test: engine-images
+	@$(WITH_ENV) python scripts/run_tests.py all
+
+unit: bootstrap
+	@$(WITH_ENV) python scripts/run_tests.py unit
+
+sanity: bootstrap
+	@$(WITH_ENV) python scripts/run_tests.py sanity
+
+lint: bootstrap
+	@$(WITH_ENV) python scripts/run_tests.py lint
+
+integration: engine-images
+	@$(WITH_ENV) python scripts/run_tests.py integration
+
+molecule: engine-images
+	@$(WITH_ENV) python scripts/run_tests.py molecule
+
+build: bootstrap
+	@$(WITH_ENV) ansible-galaxy collection build --force --output-path $(ENGINE_OPS_WORK)/dist .
+
+clean:
+	rm -rf $(ENGINE_OPS_WORK)/reports $(ENGINE_OPS_WORK)/dist tests/output

@@ -1,0 +1,160 @@
+"""Run the test layers, count what each ran, and fail when any layer fails or runs nothing.
+
+    python scripts/run_tests.py [unit|sanity|lint|integration|molecule|all] ...
+
+Expects the environment of scripts/bootstrap.sh (source .work/env.sh) and, for integration and
+molecule, the reference Engine images (tests/engine/build.py). Prints one line per layer and ends
+with "N passed, N failed".
+"""
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+import xml.etree.ElementTree as ET
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+WORK = os.environ.get("ENGINE_OPS_WORK", os.path.join(REPO, ".work"))
+REPORTS = os.path.join(WORK, "reports")
+LAYERS = ("unit", "sanity", "lint", "integration", "molecule")
+
+
+class Result:
+    def __init__(self, layer, passed=0, failed=0, note=""):
+        self.layer, self.passed, self.failed, self.note = layer, passed, failed, note
+
+    @property
+    def ok(self):
+        return self.failed == 0 and self.passed > 0
+
+
+def run(cmd, cwd=REPO, env=None, log_name=None):
+    """Run a command, streaming its output and keeping a copy in the reports directory."""
+    print("+ " + " ".join(cmd), flush=True)
+    os.makedirs(REPORTS, exist_ok=True)
+    lines = []
+    with subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as proc:
+        for line in proc.stdout:
+            sys.stdout.write(line)
+            lines.append(line)
+    output = "".join(lines)
+    if log_name:
+        with open(os.path.join(REPORTS, log_name), "w", encoding="utf-8") as handle:
+            handle.write(output)
+    return proc.returncode, output
+
+
+def pytest_layer(layer, paths, extra=()):
+    junit = os.path.join(REPORTS, layer + ".xml")
+    if os.path.exists(junit):
+        os.unlink(junit)
+    cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "--junitxml", junit]
+    rc, dummy = run(cmd + list(extra) + list(paths), log_name=layer + ".log")
+    if rc == 5 or not os.path.exists(junit):
+        return Result(layer, 0, 1, "pytest collected no tests (exit %d): the setup is broken" % rc)
+    suite = ET.parse(junit).getroot()
+    suites = [suite] if suite.tag == "testsuite" else list(suite)
+    total = sum(int(s.get("tests", 0)) for s in suites)
+    failed = sum(int(s.get("failures", 0)) + int(s.get("errors", 0)) for s in suites)
+    skipped = sum(int(s.get("skipped", 0)) for s in suites)
+    if rc != 0 and failed == 0:
+        failed = 1
+    return Result(layer, total - failed - skipped, failed, "%d skipped" % skipped if skipped else "")
+
+
+def tracked_files():
+    """Files git would ship: tracked (and present) plus untracked that are not ignored."""
+    out = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=REPO, check=True,
+                         capture_output=True).stdout.decode()
+    return [f for f in out.split("\0") if f and os.path.isfile(os.path.join(REPO, f))]
+
+
+def sanity():
+    """ansible-test needs a real ansible_collections/engine_ops/lifecycle path: test a fresh copy."""
+    root = os.path.join(os.environ.get("TMPDIR", "/tmp"), "engine_ops-sanity")
+    dest = os.path.join(root, "ansible_collections", "engine_ops", "lifecycle")
+    shutil.rmtree(root, ignore_errors=True)
+    for name in tracked_files():
+        os.makedirs(os.path.dirname(os.path.join(dest, name)), exist_ok=True)
+        shutil.copy2(os.path.join(REPO, name), os.path.join(dest, name))
+    rc, output = run(["ansible-test", "sanity", "--python", "3.11", "--color", "no"], cwd=dest,
+                     log_name="sanity.log")
+    ran = re.findall(r"^Running sanity test [\"']([^\"']+)[\"']", output, re.M)
+    failing = re.findall(r"^FATAL: The (\d+) sanity test\(s\) listed below", output, re.M)
+    failed_count = int(failing[0]) if failing else 0
+    if rc != 0 and not failed_count:
+        failed_count = 1
+    return Result("sanity", len(ran) - failed_count, failed_count, "%d sanity tests ran" % len(ran))
+
+
+def lint():
+    env = dict(os.environ, NO_COLOR="1")
+    rc, output = run(["ansible-lint", "--profile", "production", "--offline", "--nocolor"], env=env,
+                     log_name="lint.log")
+    match = re.search(r"(Passed|Failed): (\d+) failure\(s\), (\d+) warning\(s\) (?:on|in) (\d+) files", output)
+    if not match:
+        return Result("lint", 0, 1, "ansible-lint printed no summary (exit %d)" % rc)
+    files, failures = int(match.group(4)), int(match.group(2))
+    if rc != 0 and failures == 0:
+        failures = 1
+    return Result("lint", files if not failures else 0, failures, "%d files linted" % files)
+
+
+def molecule():
+    env = dict(os.environ, NO_COLOR="1", PY_COLORS="0", ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0")
+    rc, output = run(["molecule", "test", "-s", "default"], env=env, log_name="molecule.log")
+    # One check = one "Check ..." task result on one Engine of the fleet during verify.
+    passed = failed = 0
+    task, in_verify = "", False
+    for line in output.splitlines():
+        action = re.search(r"\[default > (\w+)\] Executing", line)
+        if action:
+            in_verify = action.group(1) == "verify"
+            continue
+        if not in_verify:
+            continue
+        heading = re.search(r"TASK \[(.+?)\]", line)
+        if heading:
+            task = heading.group(1).split(" : ")[-1]
+        elif task.startswith("Check"):
+            passed += bool(re.search(r"\bok: \[", line))
+            failed += bool(re.search(r"\b(fatal|failed): \[", line))
+    if rc != 0 and not failed:
+        failed = 1
+    if not passed and not failed:
+        return Result("molecule", 0, 1, "molecule ran no verify checks (exit %d)" % rc)
+    return Result("molecule", passed, failed, "default scenario: verify checks x Engines")
+
+
+def main(argv):
+    layers = list(LAYERS) if not argv or argv == ["all"] else argv
+    unknown = [layer for layer in layers if layer not in LAYERS]
+    if unknown:
+        sys.exit("run_tests.py: unknown layer(s) %s; choose from %s or all" % (", ".join(unknown), ", ".join(LAYERS)))
+    actions = {
+        "unit": lambda: pytest_layer("unit", ["tests/unit"]),
+        "sanity": sanity,
+        "lint": lint,
+        "integration": lambda: pytest_layer("integration", ["tests/integration"], ["-n", "2"]),
+        "molecule": molecule,
+    }
+    results = []
+    for layer in layers:
+        began = time.monotonic()
+        print("\n===== layer %s =====" % layer, flush=True)
+        result = actions[layer]()
+        result.note = ("%s; " % result.note if result.note else "") + "%.0fs" % (time.monotonic() - began)
+        results.append(result)
+    print("\n===== summary =====")
+    for r in results:
+        state = "ok" if r.ok else ("NO TESTS" if r.passed == 0 and r.failed == 0 else "FAILED")
+        print("%-12s %-8s %4d passed %4d failed  (%s)" % (r.layer, state, r.passed, r.failed, r.note))
+    passed, failed = sum(r.passed for r in results), sum(r.failed for r in results)
+    print("%d passed, %d failed" % (passed, failed))
+    return 0 if all(r.ok for r in results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
