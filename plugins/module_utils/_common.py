@@ -1,0 +1,69 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, engine_ops maintainers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The one module wrapper: common options, the Docker client, and errors turned into fail_json."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._docker import (
+    DOCKER_IMPORT_ERROR, HAS_DOCKER, EngineDocker, EngineDockerError)
+
+DOCKER_OPTIONS = dict(
+    docker_host=dict(type="str", aliases=["docker_url"]),
+    docker_timeout=dict(type="int", default=60),
+)
+ENGINE_OPTIONS = dict(
+    container=dict(type="str", aliases=["name"]),
+    compose_project=dict(type="str"),
+    compose_service=dict(type="str", default="engine"),
+)
+
+
+class EngineOpsModule(AnsibleModule):
+    """AnsibleModule with the collection's common options merged in and one way to fail."""
+
+    def __init__(self, argument_spec, engine=True, needs_docker=True, **kwargs):
+        spec = {}
+        if needs_docker:
+            spec.update(DOCKER_OPTIONS)
+        if engine:
+            spec.update(ENGINE_OPTIONS)
+            kwargs.setdefault("required_one_of", []).append(("container", "compose_project"))
+            kwargs.setdefault("mutually_exclusive", []).append(("container", "compose_project"))
+        spec.update(argument_spec)
+        super(EngineOpsModule, self).__init__(argument_spec=spec, **kwargs)
+        self.action = self._name.split(".")[-1]
+        if needs_docker and not HAS_DOCKER:
+            self.fail_json(msg=missing_required_lib("docker"), exception=DOCKER_IMPORT_ERROR)
+        self._docker = None
+
+    @property
+    def docker(self):
+        if self._docker is None:
+            try:
+                self._docker = EngineDocker.connect(self.params["docker_host"], self.params["docker_timeout"])
+            except EngineDockerError as exc:
+                self.fail_action("connect to Docker", exc)
+        return self._docker
+
+    def find_engine(self, required=True):
+        params = self.params
+        try:
+            container = self.docker.find_engine(params.get("container"), params.get("compose_project"),
+                                                params.get("compose_service"))
+        except EngineDockerError as exc:
+            self.fail_action("find the Engine", exc)
+        if container is None and required:
+            what = ("container %r" % params["container"]) if params.get("container") else (
+                "compose project %r service %r" % (params["compose_project"], params["compose_service"]))
+            self.fail_action("find the Engine", "%s does not exist" % what)
+        return container
+
+    def fail_action(self, action, cause, changed=False, **result):
+        """Fail naming the action and the cause, and saying whether anything was changed."""
+        tail = "" if changed else "; nothing was changed"
+        self.fail_json(msg="%s: %s: %s%s" % (self.action, action, cause, tail), changed=changed, **result)

@@ -1,0 +1,229 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, engine_ops maintainers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Put the Engine on another image without ever leaving it broken.
+
+Order: resolve and check the target (nothing touched yet) -> create the new container beside the
+old one (created, not started) -> drain the old one -> rename it aside -> start the new one on the
+same brain -> probe /health. On failure the new container goes and the old one comes back under its
+name. The replaced image is recorded (exact ID and digests) in a label and a state file, so that
+`previous` names a build, not a tag that may have moved.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import json
+import os
+import tempfile
+import time
+from datetime import datetime
+
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._container_spec import recreate_spec, settings_view
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._docker import EngineDockerError
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._drain import drain
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._version import TargetError, split_reference, target_reference
+
+LABEL = "engine_ops.lifecycle."
+NEXT_SUFFIX = "-engine_ops-next"
+ASIDE_SUFFIX = "-engine_ops-previous"
+
+
+class SwitchError(Exception):
+    """The switch failed; `changed` says whether anything was changed, `result` what is known."""
+
+    def __init__(self, message, changed=False, result=None):
+        super().__init__(message)
+        self.changed = changed
+        self.result = result or {}
+
+
+def image_record(image, reference):
+    return {"reference": reference, "id": image["Id"], "digests": list(image.get("RepoDigests") or [])}
+
+
+# -- the state file ---------------------------------------------------------------------------------
+def state_path(state_dir, container_name):
+    return os.path.join(state_dir, "%s.json" % container_name.lstrip("/"))
+
+
+def read_state(path):
+    try:
+        with open(path) as handle:
+            return json.load(handle)
+    except (IOError, OSError):
+        return {"history": []}
+    except ValueError:
+        raise SwitchError("state file %s is not valid JSON; fix or remove it (nothing was changed)" % path)
+
+
+def write_state(path, state):
+    directory = os.path.dirname(path)
+    if not os.path.isdir(directory):
+        os.makedirs(directory, 0o700)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".state-")
+    with os.fdopen(fd, "w") as handle:
+        json.dump(state, handle, indent=2, sort_keys=True)
+    os.chmod(tmp, 0o600)
+    os.rename(tmp, path)
+
+
+# -- resolving --------------------------------------------------------------------------------------
+def previous_record(container, state):
+    labels = (container.get("Config") or {}).get("Labels") or {}
+    if labels.get(LABEL + "previous_image_id"):
+        return {"reference": labels.get(LABEL + "previous_image"), "id": labels[LABEL + "previous_image_id"],
+                "digests": json.loads(labels.get(LABEL + "previous_image_digests") or "[]")}
+    history = state.get("history") or []
+    return history[-1]["image"] if history else None
+
+
+def resolve_target(docker, container, current_image, version=None, repository=None, image=None, previous=False,
+                   state=None, pull="missing"):
+    """Return the target image record {reference, id, digests}; raise SwitchError, touching nothing."""
+    if previous:
+        record = previous_record(container, state or {})
+        if not record:
+            raise SwitchError("no previous image is recorded for this Engine (no label, no state file entry); "
+                              "name the version instead")
+        found = docker.inspect_image(record["id"])
+        if not found:
+            raise SwitchError("the previous image %s (%s) is no longer present on this host"
+                              % (record.get("reference"), record["id"]))
+        return image_record(found, record.get("reference") or record["id"])
+    if version is not None and not repository:
+        repository = split_reference((container.get("Config") or {}).get("Image") or "")["repository"]
+    try:
+        reference = target_reference(version=version, repository=repository, image=image)
+    except TargetError as exc:
+        raise SwitchError(str(exc))
+    found = docker.inspect_image(reference)
+    if not found and pull == "missing":
+        try:
+            found = docker.pull(reference)
+        except EngineDockerError as exc:
+            raise SwitchError("image %s is not present on this host and could not be pulled (%s)" % (reference, exc))
+    if not found:
+        raise SwitchError("image %s is not present on this host%s" % (
+            reference, " and pulling is disabled" if pull == "never" else ""))
+    return image_record(found, reference)
+
+
+def health_url_for(container, explicit=None):
+    """The URL to probe: given, or the host port published for the Engine's port 8000."""
+    if explicit:
+        return explicit
+    bindings = ((container.get("HostConfig") or {}).get("PortBindings") or {}).get("8000/tcp") or []
+    for binding in bindings:
+        if binding.get("HostPort"):
+            host = binding.get("HostIp") or "127.0.0.1"
+            host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+            return "http://%s:%s/health" % (host, binding["HostPort"])
+    raise SwitchError("cannot tell where this Engine answers /health (no published port 8000); set health_url")
+
+
+# -- the switch -------------------------------------------------------------------------------------
+def plan(container, current, target, keep_previous=False):
+    name = container["Name"].lstrip("/")
+    steps = ["create %s on %s (%s) beside the running Engine"
+             % (name + NEXT_SUFFIX, target["reference"], target["id"][:19]),
+             "drain %s (%s)" % (name, current["reference"]),
+             "rename %s to %s" % (name, name + ASIDE_SUFFIX),
+             "start the new container as %s on the same brain" % name,
+             "probe /health; on failure remove the new container and restore %s" % name,
+             ("keep" if keep_previous else "remove") + " the old container"]
+    return steps
+
+
+def diff(container, current_image, target):
+    before = settings_view(container, current_image)
+    before["image"] = (container.get("Config") or {}).get("Image")
+    after = dict(before, image=target["reference"])
+    return {"before": before, "after": after}
+
+
+def switch(docker, container, current, current_image, target, probe, drain_timeout=30, drain_signal="SIGTERM",
+           keep_previous=False, now=time.monotonic, clock=None):
+    """Run the switch; returns the result dict or raises SwitchError (with what was restored)."""
+    name = container["Name"].lstrip("/")
+    actions = []
+    result = {"actions": actions, "reverted": False}
+
+    def step(action, func, *args, **kwargs):
+        began = now()
+        value = func(*args, **kwargs)
+        actions.append({"action": action, "seconds": round(now() - began, 3)})
+        return value
+
+    labels = {LABEL + "previous_image": current["reference"], LABEL + "previous_image_id": current["id"],
+              LABEL + "previous_image_digests": json.dumps(current["digests"]),
+              LABEL + "replaced_at": (clock or _utcnow)()}
+    create_ref = target["reference"]
+    resolved = docker.inspect_image(create_ref)
+    if not resolved or resolved["Id"] != target["id"]:
+        create_ref = target["id"]  # the tag moved since it was recorded: run the exact build
+    body, extra_networks = recreate_spec(container, current_image, create_ref, labels)
+    for stale in (name + NEXT_SUFFIX, name + ASIDE_SUFFIX):
+        leftover = docker.inspect_container(stale)
+        if leftover and (leftover.get("State") or {}).get("Running"):
+            raise SwitchError("container %s is running; a previous switch did not finish, resolve it first "
+                              "(nothing was changed)" % stale)
+        if leftover:
+            step("remove leftover %s" % stale, docker.remove, stale)
+    new_id = step("create new container", docker.create, body, name + NEXT_SUFFIX, extra_networks)
+    result["container_id"] = new_id
+    old_running = (container.get("State") or {}).get("Running")
+    try:
+        if old_running:
+            result["drain"] = step("drain old container", drain, docker, container, drain_signal, drain_timeout)
+    except Exception as exc:
+        docker.remove(new_id, force=True)
+        raise SwitchError("draining %s failed (%s); the new container was removed and the Engine was left as it "
+                          "was" % (name, exc), changed=True, result=result)
+    try:
+        step("rename old container aside", docker.rename, container["Id"], name + ASIDE_SUFFIX)
+        step("rename new container", docker.rename, new_id, name)
+        step("start new container", docker.start, new_id)
+        health = step("probe health", probe)
+    except Exception as exc:  # pylint: disable=broad-except
+        health = {"healthy": False, "classification": "error", "reason": str(exc)}
+    result["health"] = health
+    if health.get("healthy"):
+        if keep_previous:
+            result["previous_container"] = name + ASIDE_SUFFIX
+        else:
+            step("remove old container", docker.remove, container["Id"], True)
+        return result
+    result["reverted"] = True
+    revert_health = _revert(docker, container, new_id, name, old_running, probe, step)
+    result["revert_health"] = revert_health
+    raise SwitchError(
+        "the Engine on %s was not healthy (%s: %s); reverted to the old container on %s, which is %s"
+        % (target["reference"], health.get("classification"), health.get("reason"), current["reference"],
+           "healthy again" if revert_health.get("healthy") else "NOT healthy (%s)" % revert_health.get("reason")),
+        changed=True, result=result)
+
+
+def _revert(docker, container, new_id, name, old_running, probe, step):
+    step("stop and remove the new container", docker.remove, new_id, True)
+    if docker.inspect_container(name) is None:
+        step("rename old container back", docker.rename, container["Id"], name)
+    if not old_running:
+        return {"healthy": True, "reason": "the old container was not running before the switch"}
+    step("start old container", docker.start, container["Id"])
+    try:
+        return step("probe health of the old container", probe)
+    except Exception as exc:  # pylint: disable=broad-except
+        return {"healthy": False, "reason": str(exc)}
+
+
+def _utcnow():
+    return datetime.utcnow().strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def record_switch(state, current, target, container_id, clock=None):
+    history = list(state.get("history") or [])
+    history.append({"image": current, "replaced_by": target, "container_id": container_id,
+                    "replaced_at": (clock or _utcnow)()})
+    return {"history": history[-20:]}

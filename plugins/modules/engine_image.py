@@ -1,0 +1,283 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, engine_ops maintainers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+module: engine_image
+short_description: Put the Engine container on a target image, keeping the old one until the new one is healthy
+version_added: 0.1.0
+description:
+  - Resolves the target first (O(version) with O(repository), a full O(image) reference or digest, or O(previous)),
+    makes sure it is on the host (pulling it when O(pull=missing)), and refuses C(latest). Any failure up to
+    here leaves the running Engine untouched.
+  - Creates the new container beside the running one (created, not started), drains the old one, renames it
+    aside, starts the new one on the same brain (never two Engines on one brain) and probes C(/health).
+    If the new Engine is not healthy it is removed and the old container is restored under its name and
+    started, and the module fails saying so.
+  - Every setting of the old container is kept (env, mounts, ports, networks and aliases, labels, restart
+    policy, healthcheck, user, command, entrypoint, working dir, log config, resource limits, stop signal and
+    timeout). What the old I(image) set (its ENV, CMD, ENTRYPOINT, labels, healthcheck, user) is not a setting
+    of the container; on the new image, the new image's own apply.
+  - The replaced image (reference, ID and digests) is recorded in container labels and in a state file, so
+    O(previous) names the exact build even after its tag has moved.
+  - With O(compose_file), the service's C(image:) in that file is updated too (comments and layout kept), so a
+    later C(docker compose up) does not undo the switch.
+  - An Engine already on the target image ID is left alone (C(changed=false)).
+author:
+  - engine_ops maintainers (@engine-ops)
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+  - engine_ops.lifecycle._engine.docker
+  - engine_ops.lifecycle._engine.engine
+options:
+  version:
+    description: Target version, with or without a leading C(v) (C(v2.3.1) or C(2.3.1)); C(latest) is refused.
+    type: str
+  repository:
+    description: Image repository for O(version); defaults to the repository of the running image.
+    type: str
+  image:
+    description: Full target image reference with a tag or a digest.
+    type: str
+  previous:
+    description: Target the image this Engine ran before its last switch (exact image ID).
+    type: bool
+    default: false
+  pull:
+    description: C(missing) pulls a target that is not on the host; C(never) fails instead.
+    type: str
+    choices: [missing, never]
+    default: missing
+  drain_timeout:
+    description: Seconds the old Engine gets to finish in-flight turns.
+    type: int
+    default: 30
+  drain_signal:
+    description: Signal that starts the drain.
+    type: str
+    default: SIGTERM
+  health_url:
+    description:
+      - Health URL of the Engine. Defaults to the host port published for container port 8000.
+      - Required for Engines on host networking.
+    type: str
+  health_timeout:
+    description: Seconds the new Engine gets to become healthy before the switch is reverted.
+    type: float
+    default: 60
+  health_consecutive:
+    description: Healthy answers in a row required from the new Engine.
+    type: int
+    default: 1
+  keep_previous:
+    description: Keep the old container (stopped, renamed with C(-engine_ops-previous)) after a successful switch.
+    type: bool
+    default: false
+  state_dir:
+    description: Directory of the state files that record replaced images.
+    type: path
+    default: /var/lib/engine_ops/state
+  compose_file:
+    description: Compose file whose O(compose_service) C(image:) is updated to the target.
+    type: path
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: full
+  platform:
+    platforms: posix
+notes:
+  - Value-for-value equal settings between the container and its old image are treated as coming from the image.
+"""
+
+EXAMPLES = r"""
+- name: Roll the Engine back to 2.3.1
+  engine_ops.lifecycle.engine_image:
+    container: engine
+    version: v2.3.1
+    health_url: http://127.0.0.1:8000/health
+
+- name: Go back to exactly the build that ran before the last switch
+  engine_ops.lifecycle.engine_image:
+    compose_project: support-agent
+    previous: true
+    compose_file: /srv/support-agent/compose.yml
+
+- name: Pin a digest
+  engine_ops.lifecycle.engine_image:
+    container: engine
+    image: registry.example.com/september-engine@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef
+"""
+
+RETURN = r"""
+previous_image:
+  description: The image the Engine ran before (reference, id, digests).
+  returned: always
+  type: dict
+image:
+  description: The target image (reference, id, digests).
+  returned: always
+  type: dict
+container_id:
+  description: ID of the Engine container after the run.
+  returned: always
+  type: str
+plan:
+  description: The steps the switch takes (or would take in check mode).
+  returned: when changed
+  type: list
+  elements: str
+actions:
+  description: The steps taken, each with the seconds it took.
+  returned: when changed and not in check mode
+  type: list
+  elements: dict
+drain:
+  description: What draining the old Engine did (see M(engine_ops.lifecycle.engine_drain)).
+  returned: when a running Engine was drained
+  type: dict
+health:
+  description: The health probe of the new Engine.
+  returned: when changed and not in check mode
+  type: dict
+reverted:
+  description: The new Engine was not healthy and the old container was restored.
+  returned: always
+  type: bool
+compose_file_updated:
+  description: The compose file's image was changed.
+  returned: when O(compose_file) is set
+  type: bool
+"""
+
+
+from ansible.module_utils.urls import open_url
+from ansible.module_utils.six.moves.urllib.error import HTTPError
+
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._common import EngineOpsModule
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._compose import ComposeError, set_service_image
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._docker import EngineDockerError
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._health import probe
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._image_switch import (
+    SwitchError, diff, health_url_for, image_record, plan, read_state, record_switch, resolve_target,
+    state_path, switch, write_state)
+
+
+def get(url, timeout):
+    try:
+        response = open_url(url, method="GET", timeout=timeout)
+        return response.getcode(), response.read()
+    except HTTPError as exc:
+        return exc.code, exc.read()
+
+
+def compose_update(module, target_ref):
+    """Return (new_text, changed) for the compose file, or fail naming the problem."""
+    path = module.params["compose_file"]
+    try:
+        with open(path) as handle:
+            text = handle.read()
+        new_text, dummy = set_service_image(text, module.params["compose_service"], target_ref)
+    except (IOError, OSError, ComposeError) as exc:
+        module.fail_action("update compose file %s" % path, exc)
+    return new_text, new_text != text
+
+
+def write_compose(module, text):
+    path = module.params["compose_file"]
+    tmp = "%s.engine_ops-tmp" % path
+    with open(tmp, "w") as handle:
+        handle.write(text)
+    module.atomic_move(tmp, path)
+
+
+def main():
+    module = EngineOpsModule(
+        argument_spec=dict(
+            version=dict(type="str"),
+            repository=dict(type="str"),
+            image=dict(type="str"),
+            previous=dict(type="bool", default=False),
+            pull=dict(type="str", choices=["missing", "never"], default="missing"),
+            drain_timeout=dict(type="int", default=30),
+            drain_signal=dict(type="str", default="SIGTERM"),
+            health_url=dict(type="str"),
+            health_timeout=dict(type="float", default=60),
+            health_consecutive=dict(type="int", default=1),
+            keep_previous=dict(type="bool", default=False),
+            state_dir=dict(type="path", default="/var/lib/engine_ops/state"),
+            compose_file=dict(type="path"),
+        ),
+        mutually_exclusive=[("version", "image")],
+        supports_check_mode=True,
+    )
+    p = module.params
+    if sum(1 for given in (p["version"] is not None, p["image"] is not None, p["previous"]) if given) != 1:
+        module.fail_action("check options", "give exactly one of version, image or previous=true")
+    container = module.find_engine()
+    name = container["Name"].lstrip("/")
+    path = state_path(p["state_dir"], name)
+    try:
+        state = read_state(path)
+        current_image = module.docker.inspect_image(container["Image"]) or {"Id": container["Image"], "Config": {}}
+        current = image_record(current_image, container["Config"]["Image"])
+        target = resolve_target(module.docker, container, current_image, version=p["version"],
+                                repository=p["repository"], image=p["image"], previous=p["previous"], state=state,
+                                pull=p["pull"])
+    except (SwitchError, EngineDockerError) as exc:
+        module.fail_action("resolve the target image", exc)
+
+    result = {"changed": False, "previous_image": current, "image": target, "container_id": container["Id"],
+              "reverted": False}
+    compose_text, compose_changed = (None, False)
+    if p["compose_file"]:
+        compose_text, compose_changed = compose_update(module, target["reference"])
+        result["compose_file_updated"] = compose_changed
+    if target["id"] == container["Image"]:
+        if compose_changed and not module.check_mode:
+            write_compose(module, compose_text)
+        result["changed"] = compose_changed
+        module.exit_json(**result)
+
+    try:
+        health_url = health_url_for(container, p["health_url"])
+    except SwitchError as exc:
+        module.fail_action("find the health URL", exc)
+    result.update(changed=True, plan=plan(container, current, target, p["keep_previous"]))
+    if module._diff:
+        result["diff"] = diff(container, current_image, target)
+    if module.check_mode:
+        module.exit_json(**result)
+
+    def probe_new():
+        return probe(get, health_url, timeout=1.0, deadline=p["health_timeout"], consecutive=p["health_consecutive"],
+                     backoff=0.05, backoff_max=0.5)
+
+    try:
+        outcome = switch(module.docker, container, current, current_image, target, probe_new,
+                         drain_timeout=p["drain_timeout"], drain_signal=p["drain_signal"],
+                         keep_previous=p["keep_previous"])
+    except SwitchError as exc:
+        details = dict((k, v) for k, v in result.items() if k != "changed")
+        details.update(exc.result)
+        module.fail_action("switch to %s" % target["reference"], exc, changed=exc.changed, **details)
+    except EngineDockerError as exc:
+        module.fail_action("switch to %s" % target["reference"], exc, changed=True)
+    result.update(outcome)
+    try:
+        write_state(path, record_switch(state, current, target, outcome["container_id"]))
+    except (IOError, OSError) as exc:
+        module.warn("the switch succeeded but the state file %s could not be written: %s" % (path, exc))
+    if compose_changed:
+        write_compose(module, compose_text)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

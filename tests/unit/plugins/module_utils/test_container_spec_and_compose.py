@@ -1,0 +1,121 @@
+import pytest
+
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._compose import ComposeError, set_service_image
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._container_spec import (
+    own_config, recreate_spec, settings_view)
+
+IMAGE = {"Id": "sha256:old", "Config": {
+    "Env": ["PATH=/usr/bin", "ENGINE_VERSION=2.4.0", "ENGINE_PORT=8000"], "Cmd": ["python3", "-m", "engine"],
+    "Entrypoint": None, "WorkingDir": "/app", "User": "engine", "Labels": {"org.opencontainers.image.version": "2.4.0"},
+    "Healthcheck": {"Test": ["CMD", "true"]}, "StopSignal": "SIGTERM", "ExposedPorts": {"8000/tcp": {}},
+    "Volumes": {"/data": {}}}}
+
+
+def container(**config):
+    cfg = dict(IMAGE["Config"], Hostname="0123456789ab", Image="engine:2.4.0")
+    cfg.update(config)
+    return {"Id": "0123456789abcdef", "Name": "/engine", "Image": "sha256:old", "Config": cfg,
+            "State": {"Running": True, "StartedAt": "2026-11-28T10:00:00.5Z"},
+            "HostConfig": {"NetworkMode": "app-net", "RestartPolicy": {"Name": "unless-stopped"},
+                           "Binds": ["brain:/data"], "PortBindings": {"8000/tcp": [{"HostIp": "127.0.0.1",
+                                                                                    "HostPort": "18000"}]},
+                           "Memory": 1073741824, "LogConfig": {"Type": "json-file", "Config": {"max-size": "10m"}}},
+            "Mounts": [{"Type": "volume", "Name": "brain", "Destination": "/data", "RW": True}],
+            "NetworkSettings": {"Networks": {
+                "app-net": {"Aliases": ["engine", "0123456789ab"], "IPAMConfig": None},
+                "monitoring": {"Aliases": ["engine-metrics"], "IPAMConfig": {"IPv4Address": "10.9.0.5"}}}}}
+
+
+def test_values_that_came_from_the_image_are_left_to_the_new_image():
+    own = own_config(container(Env=IMAGE["Config"]["Env"] + ["LLM_API_KEY=secret", "ENGINE_PORT=9000"]), IMAGE)
+    assert own["Env"] == ["LLM_API_KEY=secret", "ENGINE_PORT=9000"]
+    for key in ("Cmd", "WorkingDir", "User", "Healthcheck", "StopSignal", "ExposedPorts", "Volumes", "Hostname"):
+        assert key not in own, key
+
+
+@pytest.mark.parametrize("key, value", [
+    ("Cmd", ["python3", "-m", "engine", "--verbose"]), ("Entrypoint", ["/tini", "--"]), ("User", "1000:1000"),
+    ("WorkingDir", "/srv"), ("Healthcheck", {"Test": ["CMD", "curl", "-f", "http://127.0.0.1:8000/health"]}),
+    ("StopSignal", "SIGINT"), ("StopTimeout", 45), ("Hostname", "engine-prod"),
+])
+def test_settings_made_on_the_container_are_kept(key, value):
+    assert own_config(container(**{key: value}), IMAGE)[key] == value
+
+
+def test_labels_keep_compose_and_own_labels_but_not_image_or_bookkeeping_ones():
+    labels = {"org.opencontainers.image.version": "2.4.0", "com.docker.compose.project": "support",
+              "com.docker.compose.service": "engine", "team": "agents",
+              "engine_ops.lifecycle.previous_image": "engine:2.3.1"}
+    assert own_config(container(Labels=labels), IMAGE)["Labels"] == {
+        "com.docker.compose.project": "support", "com.docker.compose.service": "engine", "team": "agents"}
+
+
+def test_recreate_spec_keeps_host_config_networks_and_adds_labels():
+    body, extra = recreate_spec(container(), IMAGE, "engine:2.3.1", {"engine_ops.lifecycle.previous_image": "x"})
+    assert body["Image"] == "engine:2.3.1"
+    assert body["HostConfig"]["RestartPolicy"] == {"Name": "unless-stopped"} and body["HostConfig"]["Memory"] == 1 << 30
+    assert body["HostConfig"]["Binds"] == ["brain:/data"]
+    assert body["NetworkingConfig"] == {"EndpointsConfig": {"app-net": {"Aliases": ["engine"]}}}
+    assert extra == {"monitoring": {"Aliases": ["engine-metrics"], "IPAMConfig": {"IPv4Address": "10.9.0.5"}}}
+    assert body["Labels"] == {"engine_ops.lifecycle.previous_image": "x"}
+
+
+def test_anonymous_volume_is_carried_over_by_name():
+    c = container()
+    c["HostConfig"]["Binds"] = None
+    c["Mounts"] = [{"Type": "volume", "Name": "3f9a" * 16, "Destination": "/data", "RW": True}]
+    body, dummy = recreate_spec(c, IMAGE, "engine:2.3.1")
+    assert body["HostConfig"]["Binds"] == ["%s:/data" % ("3f9a" * 16)]
+
+
+def test_host_network_has_no_endpoints():
+    c = container()
+    c["HostConfig"]["NetworkMode"] = "host"
+    body, extra = recreate_spec(c, IMAGE, "engine:2.3.1")
+    assert "NetworkingConfig" not in body and extra == {}
+
+
+def test_settings_view_ignores_bookkeeping_labels():
+    plain = container()
+    marked = container(Labels=dict(IMAGE["Config"]["Labels"], **{"engine_ops.lifecycle.replaced_at": "now"}))
+    assert settings_view(plain, IMAGE) == settings_view(marked, IMAGE)
+
+
+COMPOSE = """\
+# Support agent stack
+services:
+  db:
+    image: postgres:15   # keep in step with prod
+  engine:
+    # the agent runtime
+    image: "registry.example.com/september-engine:2.4.0"  # bumped by CI
+    environment:
+      image: not-this-one
+    ports:
+      - "127.0.0.1:8000:8000"
+volumes:
+  brain: {}
+"""
+
+
+def test_compose_image_is_changed_and_everything_else_kept():
+    text, old = set_service_image(COMPOSE, "engine", "registry.example.com/september-engine:2.3.1")
+    assert old == "registry.example.com/september-engine:2.4.0"
+    expected = COMPOSE.replace('"registry.example.com/september-engine:2.4.0"',
+                               '"registry.example.com/september-engine:2.3.1"')
+    assert text == expected
+
+
+def test_compose_other_service_untouched_and_unquoted_stays_unquoted():
+    text, old = set_service_image(COMPOSE, "db", "postgres:15.6")
+    assert old == "postgres:15" and "    image: postgres:15.6   # keep in step with prod\n" in text
+
+
+@pytest.mark.parametrize("text, service, message", [
+    (COMPOSE, "worker", "not in the compose file"),
+    ("services:\n  engine:\n    build: .\n", "engine", "no 'image:' key"),
+    ("version: '3'\n", "engine", "no top-level 'services:'"),
+])
+def test_compose_errors(text, service, message):
+    with pytest.raises(ComposeError, match=message):
+        set_service_image(text, service, "engine:2.3.1")
