@@ -52,9 +52,13 @@ def own_config(container, old_image):
         extra = {k: v for k, v in (cfg.get(key) or {}).items() if k not in (img.get(key) or {})}
         if extra:
             own[key] = extra
+    mode = (container.get("HostConfig") or {}).get("NetworkMode") or ""
+    shares_network = mode == "host" or mode.startswith("container:")
     for key in CONTAINER_ONLY:
         if key == "Hostname" and cfg.get(key) == container.get("Id", "")[:12]:
             continue  # Docker's default hostname is the container's own short ID
+        if shares_network and key in ("Hostname", "Domainname", "MacAddress"):
+            continue  # taken from the shared network namespace; Docker refuses them as settings
         if cfg.get(key) not in (None, "", False):
             own[key] = copy.deepcopy(cfg[key])
     return own

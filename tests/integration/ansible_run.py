@@ -49,3 +49,19 @@ def changed_tasks(report, host):
 def failures(report):
     return {host: stats["failures"] + stats["unreachable"] for host, stats in report["stats"].items()
             if stats["failures"] or stats["unreachable"]}
+
+
+def run_module(module, args, check=False, diff=False, timeout=600):
+    """Run one module of the collection on localhost through the `ansible` CLI; return its result."""
+    env = dict(os.environ, ANSIBLE_LOAD_CALLBACK_PLUGINS="1", ANSIBLE_STDOUT_CALLBACK="ansible.posix.json",
+               ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"), ANSIBLE_NOCOLOR="1")
+    cmd = ["ansible", "localhost", "-m", "engine_ops.lifecycle." + module, "-a", json.dumps(args)]
+    cmd += ["--check"] if check else []
+    cmd += ["--diff"] if diff else []
+    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout, check=False)
+    try:
+        report = json.loads(proc.stdout)
+        return report["plays"][0]["tasks"][0]["hosts"]["localhost"]
+    except (ValueError, KeyError, IndexError):
+        raise AssertionError("ansible printed no JSON result (rc %d):\n%s\n%s"
+                             % (proc.returncode, proc.stdout[-3000:], proc.stderr[-3000:])) from None

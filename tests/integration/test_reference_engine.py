@@ -143,13 +143,18 @@ def test_broken_latency_build_is_slow_while_health_stays_ok(engines, backend):
 
 
 @BOTH_BACKENDS
-def test_broken_crash_build_migrates_then_exits(engines, backend, docker_client):
+def test_broken_crash_build_exits_without_touching_the_brain(engines, backend, docker_client):
     brain = engines.brain(backend)
+    good = engines.start("2.3.1", brain)
+    good.wait_healthy()
+    good.execute("before the bad release")
+    good.container.stop(timeout=30)
+    before = brain.checksum(docker_client)
     engine = engines.start("2.4.0-broken-crash", brain)
     assert engine.wait_exit() == 3
     crit = [r for r in engine.logs() if r["level"] == "CRITICAL"]
     assert crit and crit[0]["extra"]["error_code"] == "STARTUP_CRASH"
-    assert "importance" in brain.columns(docker_client, "episodes")
+    assert brain.checksum(docker_client) == before
 
 
 @BOTH_BACKENDS

@@ -50,6 +50,10 @@ class Engine:
         self.log.info("engine starting", version=cfg.version, brain_backend=cfg.backend)
         if self.stop_requested.wait(cfg.startup_seconds):
             return 0
+        if cfg.fault == "crash":
+            # Fails where a bad release usually does: loading its code, before the brain is opened.
+            self.log.critical("startup failed: plugin registry could not be loaded", error_code="STARTUP_CRASH")
+            return 3
         brain = brain_from_config(cfg)
         try:
             applied = brain.open(load_migrations(), utcnow_iso())
@@ -64,10 +68,6 @@ class Engine:
         for migration_id in applied:
             self.log.info("migration applied", migration=migration_id)
         os.makedirs(cfg.asset_dir, exist_ok=True)
-        if cfg.fault == "crash":
-            self.log.critical("startup failed: plugin registry could not be loaded", error_code="STARTUP_CRASH")
-            brain.close()
-            return 3
         self._check_connections()
         with self.cond:
             self.phase = "serving"

@@ -119,3 +119,9 @@ def test_compose_other_service_untouched_and_unquoted_stays_unquoted():
 def test_compose_errors(text, service, message):
     with pytest.raises(ComposeError, match=message):
         set_service_image(text, service, "engine:2.3.1")
+
+
+def test_host_network_hostname_is_not_a_setting():
+    c = container(Hostname="build-host")
+    c["HostConfig"]["NetworkMode"] = "host"
+    assert "Hostname" not in own_config(c, IMAGE)
