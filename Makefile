@@ -5,7 +5,7 @@ ENGINE_OPS_WORK ?= $(CURDIR)/.work
 export ENGINE_OPS_WORK
 WITH_ENV := source $(ENGINE_OPS_WORK)/env.sh &&
 
-.PHONY: help bootstrap engine-images demo demo-clean test unit sanity lint integration molecule build clean
+.PHONY: help bootstrap engine-images demo demo-clean test unit sanity lint integration molecule build clean bench-image
 
 help:
 	@echo "make demo           set up, build the reference Engines, run the demo fleet"
@@ -14,6 +14,7 @@ help:
 	@echo "make engine-images  build the reference Engine images (cached by content)"
 	@echo "make demo-clean     remove the demo fleet and its brains"
 	@echo "make build          build the collection tarball into .work/dist"
+	@echo "make bench-image    benchmark image rollback against the manual commands"
 
 bootstrap:
 	@bash scripts/bootstrap.sh
@@ -47,6 +48,9 @@ molecule: engine-images
 
 build: bootstrap
 	@$(WITH_ENV) ansible-galaxy collection build --force --output-path $(ENGINE_OPS_WORK)/dist .
+
+bench-image: engine-images
+	@$(WITH_ENV) python bench/image_rollback.py --rounds 5
 
 clean:
 	rm -rf $(ENGINE_OPS_WORK)/reports $(ENGINE_OPS_WORK)/dist tests/output

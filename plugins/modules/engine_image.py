@@ -257,7 +257,7 @@ def main():
 
     def probe_new():
         return probe(get, health_url, timeout=1.0, deadline=p["health_timeout"], consecutive=p["health_consecutive"],
-                     backoff=0.05, backoff_max=0.5)
+                     backoff=0.05, backoff_max=0.1)
 
     try:
         outcome = switch(module.docker, container, current, current_image, target, probe_new,
