@@ -13,6 +13,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import copy
+import re
 
 # Config keys an image can set, and how to tell the container's own value from the image's.
 IMAGE_DERIVED_SCALARS = ("Cmd", "Entrypoint", "WorkingDir", "User", "Healthcheck", "StopSignal", "Shell", "OnBuild")
@@ -20,6 +21,23 @@ CONTAINER_ONLY = ("Hostname", "Domainname", "Tty", "OpenStdin", "StdinOnce", "At
                   "AttachStderr", "StopTimeout", "MacAddress", "NetworkDisabled")
 # Labels the collection writes itself; they describe the swap, not the Engine's settings.
 BOOKKEEPING_LABEL_PREFIX = "engine_ops.lifecycle."
+# Environment values never shown in a diff or a result: the Engine's secrets and anything named like one.
+SECRET_ENV = re.compile(r"(KEY|SECRET|TOKEN|PASSWORD|PASSWD|CREDENTIAL|HASH)", re.I)
+URL_PASSWORD = re.compile(r"(://[^/:@\s]*:)[^@/\s]*@")
+REDACTED = "<redacted>"
+
+
+def redact_env(entries):
+    """Env entries with secret values replaced, and passwords in URLs (DATABASE_URL) masked."""
+    out = []
+    for entry in entries or []:
+        key, sep, value = entry.partition("=")
+        if sep and SECRET_ENV.search(key):
+            value = REDACTED
+        elif sep:
+            value = URL_PASSWORD.sub(r"\1%s@" % REDACTED, value)
+        out.append(key + sep + value)
+    return out
 
 
 def _env_map(entries):
@@ -126,8 +144,10 @@ def recreate_spec(container, old_image, new_image_ref, labels=None):
 
 
 def settings_view(container, image):
-    """A comparable view of a container's own settings (what diff mode shows)."""
+    """A comparable view of a container's own settings (what diff mode shows), secrets redacted."""
     body, extra = recreate_spec(container, image, (container.get("Config") or {}).get("Image"))
+    if "Env" in body:
+        body["Env"] = redact_env(body["Env"])
     host = body.pop("HostConfig")
     networks = dict((body.pop("NetworkingConfig", None) or {}).get("EndpointsConfig") or {}, **extra)
     host_config = dict((k, v) for k, v in host.items() if v not in (None, "", [], {}, 0, False))

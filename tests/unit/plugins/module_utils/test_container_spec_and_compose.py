@@ -125,3 +125,17 @@ def test_host_network_hostname_is_not_a_setting():
     c = container(Hostname="build-host")
     c["HostConfig"]["NetworkMode"] = "host"
     assert "Hostname" not in own_config(c, IMAGE)
+
+
+@pytest.mark.parametrize("entry, shown", [
+    ("LLM_API_KEY=sk-live-1", "LLM_API_KEY=<redacted>"), ("OPENAI_API_KEY=sk", "OPENAI_API_KEY=<redacted>"),
+    ("AD_ENCRYPTION_KEY=k", "AD_ENCRYPTION_KEY=<redacted>"), ("ENGINE_KEY_HASH=ab12", "ENGINE_KEY_HASH=<redacted>"),
+    ("SLACK_TOKEN=x", "SLACK_TOKEN=<redacted>"),
+    ("DATABASE_URL=postgresql://engine:s3cret@db:5432/brain", "DATABASE_URL=postgresql://engine:<redacted>@db:5432/brain"),
+    ("ENGINE_PORT=9000", "ENGINE_PORT=9000"), ("FLAG", "FLAG"),
+])
+def test_secrets_never_reach_the_diff(entry, shown):
+    from ansible_collections.engine_ops.lifecycle.plugins.module_utils._container_spec import redact_env
+    assert redact_env([entry]) == [shown]
+    view = settings_view(container(Env=[entry]), IMAGE)
+    assert view["config"]["Env"] == [shown]
