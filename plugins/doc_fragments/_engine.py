@@ -41,3 +41,50 @@ options:
     type: str
     default: engine
 """
+
+    BRAIN = r"""
+options:
+  engine:
+    description:
+      - Name of the Engine in the snapshot store (a directory name).
+      - Defaults to the name of the container given by O(container) or found by O(compose_project).
+    type: str
+  store:
+    description: Root of the snapshot store on the host; each Engine gets a 0700 directory below it.
+    type: path
+    default: /var/lib/engine_ops/snapshots
+  backend:
+    description: Where the brain lives.
+    type: str
+    choices: [sqlite, postgres]
+    default: sqlite
+  sqlite_path:
+    description:
+      - Host path of the SQLite brain.
+      - Defaults to the file behind the Engine container's C(SQLITE_DB_PATH) (C(/data/brain.sqlite)) through its mounts.
+    type: path
+  pg_dsn:
+    description: PostgreSQL connection string of the brain database (for example C(postgresql://user:pw@127.0.0.1/brain)).
+    type: str
+  pg_host:
+    description: PostgreSQL host, when O(pg_dsn) is not given.
+    type: str
+    default: 127.0.0.1
+  pg_port:
+    description: PostgreSQL port.
+    type: int
+    default: 5432
+  pg_user:
+    description: PostgreSQL role; it must be able to create, rename and drop databases.
+    type: str
+  pg_password:
+    description: Password of O(pg_user).
+    type: str
+  pg_database:
+    description: The brain database.
+    type: str
+  pg_jobs:
+    description: Parallel jobs for C(pg_dump) and C(pg_restore).
+    type: int
+    default: 2
+"""

@@ -26,13 +26,14 @@ ENGINE_OPTIONS = dict(
 class EngineOpsModule(AnsibleModule):
     """AnsibleModule with the collection's common options merged in and one way to fail."""
 
-    def __init__(self, argument_spec, engine=True, needs_docker=True, **kwargs):
+    def __init__(self, argument_spec, engine="required", needs_docker=True, **kwargs):
         spec = {}
         if needs_docker:
             spec.update(DOCKER_OPTIONS)
         if engine:
             spec.update(ENGINE_OPTIONS)
-            kwargs.setdefault("required_one_of", []).append(("container", "compose_project"))
+            if engine == "required":
+                kwargs.setdefault("required_one_of", []).append(("container", "compose_project"))
             kwargs.setdefault("mutually_exclusive", []).append(("container", "compose_project"))
         spec.update(argument_spec)
         super(EngineOpsModule, self).__init__(argument_spec=spec, **kwargs)
@@ -49,6 +50,13 @@ class EngineOpsModule(AnsibleModule):
             except EngineDockerError as exc:
                 self.fail_action("connect to Docker", exc)
         return self._docker
+
+    def runner(self):
+        """run(argv, env) -> (rc, stdout, stderr), for module_utils that call programs (pg_dump)."""
+        return lambda argv, env: self.run_command(argv, environ_update=env)
+
+    def engine_given(self):
+        return bool(self.params.get("container") or self.params.get("compose_project"))
 
     def find_engine(self, required=True):
         params = self.params

@@ -1,0 +1,254 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, engine_ops maintainers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""SQLite brain: online backup API snapshots, staged restore beside the live file, O(1) swap."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import os
+import shutil
+import sqlite3
+from contextlib import contextmanager
+
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.base import BrainError, fingerprint
+
+SNAPSHOT_FILE = "brain.sqlite"
+SIDECARS = ("-wal", "-shm")
+
+
+@contextmanager
+def _keep_owner(path):
+    """SQLite may create -wal/-shm beside a brain it opens; give any new one the brain's owner.
+
+    Otherwise a root-owned -shm would stop the Engine (a non-root user) from opening its brain.
+    """
+    before = dict((s, os.path.exists(path + s)) for s in SIDECARS)
+    try:
+        yield
+    finally:
+        if os.path.exists(path):
+            st = os.stat(path)
+            for suffix, existed in before.items():
+                side = path + suffix
+                if not existed and os.path.exists(side):
+                    os.chown(side, st.st_uid, st.st_gid)
+                    os.chmod(side, st.st_mode & 0o777)
+
+
+@contextmanager
+def connect(path, readonly=True):
+    if not os.path.isfile(path):
+        raise BrainError("%s does not exist" % path)
+    with _keep_owner(path):
+        uri = "file:%s?mode=%s" % (path, "ro" if readonly else "rw")
+        try:
+            conn = sqlite3.connect(uri, uri=True, timeout=30)
+        except sqlite3.Error as exc:
+            raise BrainError("cannot open %s: %s" % (path, exc))
+        try:
+            yield conn
+        finally:
+            conn.close()
+
+
+def _tables(conn):
+    return [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' "
+                                       "AND name NOT LIKE 'sqlite_%' ORDER BY name")]
+
+
+def _quote(name):
+    return '"%s"' % name.replace('"', '""')
+
+
+def describe_conn(conn):
+    """Schema, fingerprint and per-table rows / highest rowid / newest created_at."""
+    try:
+        schema, tables = {}, {}
+        for table in _tables(conn):
+            columns = dict((row[1], (row[2] or "").upper()) for row in conn.execute("PRAGMA table_info(%s)" % _quote(table)))
+            schema[table] = columns
+            info = {"rows": conn.execute("SELECT count(*) FROM %s" % _quote(table)).fetchone()[0],
+                    "max_key": None, "max_created_at": None}
+            try:
+                info["max_key"] = conn.execute("SELECT max(rowid) FROM %s" % _quote(table)).fetchone()[0]
+            except sqlite3.OperationalError:
+                pass  # WITHOUT ROWID table
+            if "created_at" in columns:
+                info["max_created_at"] = conn.execute("SELECT max(created_at) FROM %s" % _quote(table)).fetchone()[0]
+            tables[table] = info
+        indexes = sorted(" ".join((r[0] or "").split()) for r in conn.execute(
+            "SELECT sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL"))
+    except sqlite3.DatabaseError as exc:
+        raise BrainError("not a readable SQLite brain: %s" % exc)
+    return {"schema": schema, "fingerprint": fingerprint({"tables": schema, "indexes": indexes}), "tables": tables}
+
+
+class SqliteBackend:
+    name = "sqlite"
+
+    def __init__(self, path):
+        self.path = path
+
+    def location(self):
+        return {"path": self.path}
+
+    def exists(self):
+        return os.path.isfile(self.path)
+
+    def describe(self, path=None):
+        with connect(path or self.path) as conn:
+            return describe_conn(conn)
+
+    def integrity(self, path):
+        """[] when PRAGMA quick_check passes, else the problems it lists."""
+        try:
+            with connect(path) as conn:
+                rows = [r[0] for r in conn.execute("PRAGMA quick_check")]
+        except (sqlite3.DatabaseError, BrainError) as exc:
+            return [str(exc)]
+        return [] if rows == ["ok"] else rows
+
+    def size_bytes(self):
+        return sum(os.path.getsize(self.path + s) for s in ("", "-wal") if os.path.exists(self.path + s))
+
+    def snapshot(self, directory):
+        """Consistent copy through the online backup API while the Engine keeps writing.
+
+        Returns the file names written and the description of the copy (what the manifest records).
+        """
+        dest = os.path.join(directory, SNAPSHOT_FILE)
+        with connect(self.path) as source:
+            target = sqlite3.connect(dest)
+            try:
+                source.backup(target)  # one step: one read transaction, one point in time
+            except sqlite3.Error as exc:
+                raise BrainError("online backup of %s failed: %s" % (self.path, exc))
+            finally:
+                target.close()
+        with connect(dest, readonly=False) as conn:
+            conn.execute("PRAGMA journal_mode=DELETE")  # a snapshot is one self-contained file
+        os.chmod(dest, 0o600)
+        with open(dest, "rb") as handle:
+            os.fsync(handle.fileno())
+        return [SNAPSHOT_FILE], self.describe(dest)
+
+    # -- restore ------------------------------------------------------------------------------------
+    def staged_path(self, snapshot_id):
+        directory, base = os.path.split(self.path)
+        return os.path.join(directory, ".%s.restore-%s" % (base, snapshot_id))
+
+    def aside_path(self, stamp):
+        return "%s.pre-restore-%s" % (self.path, stamp)
+
+    def free_bytes(self):
+        return shutil.disk_usage(os.path.dirname(self.path) or ".").free
+
+    def stage(self, snapshot_dir, snapshot_id):
+        """Copy the snapshot beside the live brain with the live brain's owner and mode; return its path."""
+        staged = self.staged_path(snapshot_id)
+        partial = staged + ".partial"
+        shutil.copyfile(os.path.join(snapshot_dir, SNAPSHOT_FILE), partial)
+        st = os.stat(self.path)
+        os.chown(partial, st.st_uid, st.st_gid)
+        os.chmod(partial, st.st_mode & 0o777)
+        with open(partial, "rb") as handle:
+            os.fsync(handle.fileno())
+        os.rename(partial, staged)
+        return staged
+
+    def staged_identity(self, staged):
+        try:
+            st = os.stat(staged)
+        except OSError:
+            return None
+        return [st.st_ino, st.st_size, st.st_mtime_ns]
+
+    def discard(self, staged):
+        for path in (staged, staged + ".partial"):
+            if os.path.exists(path):
+                os.unlink(path)
+
+    def export(self, export, marks, after_keys=None):
+        """Append to `export` the live rows the snapshot does not have.
+
+        A row is not in the snapshot when its rowid is above the snapshot's highest or its
+        created_at is newer than the snapshot's newest. With `after_keys` (the second, short
+        phase, Engine stopped) only rows above those rowids are read. Returns the high-water rowids.
+        """
+        high = {}
+        with connect(self.path) as conn:
+            for table in _tables(conn):
+                mark = marks.get(table) or {}
+                cols = [r[1] for r in conn.execute("PRAGMA table_info(%s)" % _quote(table))]
+                key = mark.get("max_key") or 0
+                try:
+                    high[table] = conn.execute("SELECT max(rowid) FROM %s" % _quote(table)).fetchone()[0] or 0
+                except sqlite3.OperationalError:
+                    high[table] = None
+                select = "SELECT * FROM %s" % _quote(table)
+                if after_keys is not None and high[table] is not None:
+                    sql, args = select + " WHERE rowid > ?", (after_keys.get(table) or 0,)
+                elif table not in marks:
+                    sql, args = select, ()  # a table the snapshot does not have: all of it is new
+                elif high[table] is not None and "created_at" in cols and mark.get("max_created_at"):
+                    sql, args = select + " WHERE rowid > ? OR created_at > ?", (key, mark["max_created_at"])
+                elif high[table] is not None:
+                    sql, args = select + " WHERE rowid > ?", (key,)
+                elif "created_at" in cols and mark.get("max_created_at"):
+                    sql, args = select + " WHERE created_at > ?", (mark["max_created_at"],)
+                else:
+                    continue
+                export.write(table, cols, conn.execute(sql, args))
+        return high
+
+    def verify_snapshot(self, snapshot_dir):
+        return self.integrity(os.path.join(snapshot_dir, SNAPSHOT_FILE))
+
+    def describe_staged(self, staged):
+        return self.describe(staged)
+
+    def ownership_problems(self, replaced):
+        """Differences in owner, group or mode between the live brain and the one it replaced."""
+        live, old = os.stat(self.path), os.stat(replaced)
+        problems = []
+        for what, a, b in (("owner", live.st_uid, old.st_uid), ("group", live.st_gid, old.st_gid),
+                           ("mode", oct(live.st_mode & 0o777), oct(old.st_mode & 0o777))):
+            if a != b:
+                problems.append("%s %s differs from the replaced brain's %s" % (what, a, b))
+        return problems
+
+    def _swap_in(self, source, set_aside_as):
+        """Move the live brain (and its WAL) to `set_aside_as`, then `source` (and its WAL) into place."""
+        if os.path.exists(self.path + "-shm"):
+            os.unlink(self.path + "-shm")
+        os.rename(self.path, set_aside_as)
+        if os.path.exists(self.path + "-wal"):
+            os.rename(self.path + "-wal", set_aside_as + "-wal")
+        os.rename(source, self.path)
+        if os.path.exists(source + "-wal"):
+            os.rename(source + "-wal", self.path + "-wal")
+        fd = os.open(os.path.dirname(self.path) or ".", os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        return set_aside_as
+
+    def swap(self, staged, stamp):
+        """O(1): rename the live brain aside (kept for undo), rename the staged copy into place."""
+        return self._swap_in(staged, self.aside_path(stamp))
+
+    def swap_back(self, aside, stamp):
+        """Put a set-aside brain back; the brain it replaces is kept as `<brain>.replaced-<stamp>`."""
+        if not os.path.isfile(aside):
+            raise BrainError("set-aside brain %s does not exist" % aside)
+        return self._swap_in(aside, "%s.replaced-%s" % (self.path, stamp))
+
+    def set_aside(self):
+        """Set-aside brains beside the live one, newest first."""
+        directory, base = os.path.split(self.path)
+        names = [n for n in os.listdir(directory or ".") if n.startswith(base + ".pre-restore-")
+                 and not n.endswith(("-wal", "-shm"))]
+        return [os.path.join(directory, n) for n in sorted(names, reverse=True)]

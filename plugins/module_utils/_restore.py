@@ -1,0 +1,218 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, engine_ops maintainers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Restore a brain from a snapshot in phases, so the Engine is down only for the swap.
+
+preflight (serving) -> stage beside the live brain and verify (serving) -> export the bad window
+(serving) -> stop the Engine -> export what came in since -> swap -> verify -> start the Engine.
+Nothing is changed until the stage is verified; the replaced brain is kept for undo.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import json
+import os
+import time
+from datetime import datetime
+
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.base import BrainError, JsonlExport
+
+STAGE_BYTES_PER_SECOND = 300 * 1024 * 1024  # conservative copy rate used for the estimate only
+
+
+class RestoreError(Exception):
+    def __init__(self, message, changed=False, result=None):
+        super().__init__(message)
+        self.changed = changed
+        self.result = result or {}
+
+
+class CountingExport:
+    """Counts what an export would write (check mode)."""
+
+    def __init__(self):
+        self.counts = {}
+
+    def write(self, table, columns, rows):
+        count = sum(1 for dummy in rows)
+        self.counts[table] = self.counts.get(table, 0) + count
+        return count
+
+
+def marks_of(manifest):
+    return manifest.get("tables") or {}
+
+
+def brain_matches(description, manifest):
+    """Same schema and, per table, the same rows, highest key and newest created_at."""
+    if description["fingerprint"] != manifest["schema_fingerprint"]:
+        return False
+    return description["tables"] == marks_of(manifest)
+
+
+def mismatch(description, manifest):
+    problems = []
+    if description["fingerprint"] != manifest["schema_fingerprint"]:
+        problems.append("schema fingerprint %s != %s" % (description["fingerprint"], manifest["schema_fingerprint"]))
+    expected = marks_of(manifest)
+    for table in sorted(set(expected) | set(description["tables"])):
+        got, want = description["tables"].get(table), expected.get(table)
+        if got != want:
+            problems.append("%s: %s != %s" % (table, got, want))
+    return problems
+
+
+def age_seconds(manifest, now=None):
+    created = datetime.strptime(manifest["created_at"][:19], "%Y-%m-%dT%H:%M:%S")
+    return round(((now or datetime.utcnow()) - created).total_seconds(), 1)
+
+
+def plan(backend, manifest, now=None):
+    counting = CountingExport()
+    backend.export(counting, marks_of(manifest))
+    return {
+        "snapshot": manifest["id"],
+        "snapshot_created_at": manifest["created_at"],
+        "recovery_point_age_seconds": age_seconds(manifest, now),
+        "rows_to_export": counting.counts,
+        "rows_to_export_total": sum(counting.counts.values()),
+        "estimated_stage_seconds": round(manifest["size_bytes"] / float(STAGE_BYTES_PER_SECOND), 2),
+        "estimated_swap_seconds": 0.1,
+        "steps": ["verify snapshot %s (checksums, integrity)" % manifest["id"],
+                  "stage it beside the live brain and verify rows and schema",
+                  "export rows written after the snapshot (%d now)" % sum(counting.counts.values()),
+                  "stop the Engine", "export rows written since", "swap staged and live; keep the live brain aside",
+                  "verify the live brain against the manifest", "start the Engine"],
+    }
+
+
+def preflight(backend, manifest, snapshot_dir, engine_name):
+    """Checks that need nothing changed; raise RestoreError naming the first problem."""
+    if manifest.get("engine") != engine_name:
+        raise RestoreError("snapshot %s belongs to engine %r, not %r" % (manifest["id"], manifest.get("engine"),
+                                                                         engine_name))
+    if manifest.get("backend") != backend.name:
+        raise RestoreError("snapshot %s is a %s snapshot; this brain is %s" % (manifest["id"], manifest.get("backend"),
+                                                                               backend.name))
+    if not backend.exists():
+        raise RestoreError("the live brain %s does not exist" % backend.location())
+    problems = backend.verify_snapshot(snapshot_dir)
+    if problems:
+        raise RestoreError("snapshot %s fails its integrity check: %s" % (manifest["id"], "; ".join(problems[:3])))
+    need = int(manifest["size_bytes"] * 1.05) + 64 * 1024 * 1024
+    free = backend.free_bytes()
+    if free is not None and free < need:
+        raise RestoreError("not enough free space beside the brain to stage snapshot %s: %d MiB free, %d MiB needed"
+                           % (manifest["id"], free >> 20, need >> 20))
+
+
+STAGE_RECORD = "staged.json"
+
+
+def _timed(timings, now, name, func, *args):
+    began = now()
+    value = func(*args)
+    timings[name] = round(now() - began, 3)
+    return value
+
+
+def stage(backend, manifest, snapshot_dir, export_dir, now=time.monotonic):
+    """Phase 1, Engine serving: stage and verify the snapshot, export the bad window so far.
+
+    Leaves a stage record in the snapshot directory for the swap phase; nothing live is changed.
+    """
+    timings = {}
+    staged = _timed(timings, now, "stage", backend.stage, snapshot_dir, manifest["id"])
+    try:
+        description = _timed(timings, now, "verify_stage", backend.describe_staged, staged)
+        problems = mismatch(description, manifest)
+        if problems:
+            raise RestoreError("the staged copy of snapshot %s does not match its manifest: %s"
+                               % (manifest["id"], "; ".join(problems[:3])))
+        export = JsonlExport(export_dir)
+        high = _timed(timings, now, "export_serving", backend.export, export, marks_of(manifest))
+    except (RestoreError, BrainError) as exc:
+        backend.discard(staged)
+        raise RestoreError("%s; the staged copy was removed and the live brain was not touched" % exc)
+    record = {"snapshot": manifest["id"], "staged": staged, "identity": backend.staged_identity(staged),
+              "high_water": high, "export_dir": export_dir, "exported_serving": dict(export.counts),
+              "timings": timings}
+    path = os.path.join(snapshot_dir, STAGE_RECORD)
+    with open(path, "w") as handle:
+        json.dump(record, handle, indent=2, sort_keys=True)
+    os.chmod(path, 0o600)
+    return record
+
+
+def load_stage(backend, manifest, snapshot_dir):
+    """The stage record of an earlier stage phase, checked to still describe the staged copy."""
+    path = os.path.join(snapshot_dir, STAGE_RECORD)
+    try:
+        with open(path) as handle:
+            record = json.load(handle)
+    except (IOError, OSError, ValueError):
+        raise RestoreError("snapshot %s has not been staged (run with phase=stage first)" % manifest["id"])
+    if record.get("snapshot") != manifest["id"] or backend.staged_identity(record["staged"]) != record["identity"]:
+        raise RestoreError("the staged copy of snapshot %s changed or vanished since it was staged; stage it again"
+                           % manifest["id"])
+    return record
+
+
+def swap(backend, manifest, snapshot_dir, record, engine, stamp, now=time.monotonic):
+    """Phase 2: stop the Engine (when managed), export what came since, swap, verify, start."""
+    timings = dict(record.get("timings") or {})
+    result = {"timings": timings, "staged": record["staged"]}
+    try:
+        result["drain"] = _timed(timings, now, "stop_engine", engine.stop)
+        users = engine.in_use()
+        if users:
+            raise RestoreError("the brain is in use by %s; drain the Engine first (engine_drain state=drained)"
+                               % ", ".join(users))
+    except RestoreError as exc:
+        restarted = engine.start_if_stopped()
+        if restarted:
+            result["health"] = restarted
+        raise RestoreError("%s; nothing was swapped, the live brain was not touched" % exc,
+                           changed=bool(result.get("drain")), result=result)
+    export = JsonlExport(record["export_dir"])
+    export.counts = dict(record.get("exported_serving") or {})
+    _timed(timings, now, "export_stopped", backend.export, export, marks_of(manifest), record["high_water"])
+    summary = export.summary({"snapshot": manifest["id"], "exported_at": stamp})
+    result.update(exported=summary["rows"], exported_total=summary["total_rows"], export_dir=record["export_dir"])
+    aside = _timed(timings, now, "swap", backend.swap, record["staged"], stamp)
+    os.unlink(os.path.join(snapshot_dir, STAGE_RECORD))
+    result["aside"] = aside
+    live = _timed(timings, now, "verify_live", backend.describe)
+    problems = mismatch(live, manifest) + backend.ownership_problems(aside)
+    if problems:
+        failed = backend.swap_back(aside, stamp + "-failed")
+        raise RestoreError("the restored brain did not verify (%s); the replaced brain was put back and the failed "
+                           "one kept as %s" % ("; ".join(problems[:3]), failed), changed=True, result=result)
+    result["verified"] = True
+    result["health"] = _timed(timings, now, "start_engine", engine.start)
+    return result
+
+
+class NoEngine:
+    """Engine control when the module was not asked to stop and start the Engine."""
+
+    def __init__(self, users=None):
+        self._users = users or (lambda: [])
+
+    def stop(self):
+        return None
+
+    def start(self):
+        return None
+
+    def start_if_stopped(self):
+        return None
+
+    def in_use(self):
+        return self._users()
+
+
+def export_dir_for(snapshot_dir, stamp):
+    return os.path.join(snapshot_dir, "exports", stamp)

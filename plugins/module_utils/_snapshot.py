@@ -1,0 +1,58 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, engine_ops maintainers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Take a verified snapshot into the store: written aside, verified, then committed with its manifest."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import shutil
+import time
+from datetime import datetime
+
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.base import BrainError
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._snapshot_store import FORMAT, file_entries
+
+
+def engine_metadata(container, image=None):
+    """Image reference, ID and version of the Engine that wrote the brain (from Docker, not from the brain)."""
+    if not container:
+        return {"engine_image": None, "engine_image_id": None, "engine_version": None}
+    ref = (container.get("Config") or {}).get("Image")
+    labels = ((image or {}).get("Config") or {}).get("Labels") or {}
+    version = labels.get("org.opencontainers.image.version")
+    if not version and ref and ":" in ref.rsplit("/", 1)[-1]:
+        version = ref.rsplit(":", 1)[-1]
+    return {"engine_image": ref, "engine_image_id": container.get("Image"), "engine_version": version}
+
+
+def take_snapshot(backend, store, snapshot_id, metadata, reason=None, pinned=False, key_fingerprint=None,
+                  now=time.monotonic, clock=datetime.utcnow):
+    store.ensure()
+    store.discard_partials()
+    partial = store.partial(snapshot_id)
+    created_at = clock().strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    began = now()
+    try:
+        names, description = backend.snapshot(partial)
+        problems = backend.verify_snapshot(partial)
+        if problems:
+            raise BrainError("the new snapshot failed verification: %s" % "; ".join(problems[:3]))
+        files = file_entries(partial, names)
+        manifest = {
+            "format": FORMAT, "id": snapshot_id, "engine": store.engine, "created_at": created_at,
+            "backend": backend.name, "source": backend.location(),
+            "size_bytes": sum(f["size"] for f in files), "files": files,
+            "schema_fingerprint": description["fingerprint"], "schema": description["schema"],
+            "tables": description["tables"],
+            "row_counts": dict((t, info["rows"]) for t, info in description["tables"].items()),
+            "reason": reason, "pinned": bool(pinned), "encryption_key_fingerprint": key_fingerprint,
+        }
+        manifest.update(metadata)
+        manifest["duration_seconds"] = round(now() - began, 3)
+        store.commit(partial, manifest)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)  # a partial snapshot is never left to look valid
+        raise
+    return manifest

@@ -1,0 +1,241 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, engine_ops maintainers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The snapshot store on the host: layout, ids, manifests with checksums, listing and retention.
+
+    <root>/<engine>/<id>/manifest.json        one schema for every backend
+    <root>/<engine>/<id>/manifest.json.sha256 checksum of the manifest itself
+    <root>/<engine>/<id>/<files>              the backend's files, each with its sha256 in the manifest
+    <root>/<engine>/<id>/exports/<time>/      rows of a bad window exported before a restore
+    <root>/<engine>/.partial-<id>/            a snapshot being written; never listed
+    <root>/<engine>/ROLLBACK_TARGET           id of the snapshot the next rollback restores
+
+Directories are 0700 and files 0600: a brain holds users' memories.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import hashlib
+import json
+import os
+import re
+import shutil
+from datetime import datetime
+
+MANIFEST = "manifest.json"
+MANIFEST_SUM = MANIFEST + ".sha256"
+TARGET_MARKER = "ROLLBACK_TARGET"
+FORMAT = 1
+SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+class StoreError(Exception):
+    """A store problem; the message names it."""
+
+
+def check_name(kind, value):
+    """Ids and engine names become path components: refuse anything that could leave the store."""
+    if not isinstance(value, str) or not SAFE_NAME.match(value) or ".." in value:
+        raise StoreError("%s %r is not a valid name (letters, digits, '.', '_', '-'; no path parts)" % (kind, value))
+    return value
+
+
+def check_relpath(value):
+    """A file inside a snapshot: one or more safe names joined by '/'."""
+    for part in (value or "").split("/"):
+        check_name("file name", part)
+    return value
+
+
+def new_id(now=None):
+    moment = now or datetime.utcnow()
+    return moment.strftime("%Y%m%dT%H%M%S") + ".%06dZ" % moment.microsecond
+
+
+def sha256_file(path, chunk=1 << 20):
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while True:
+            block = handle.read(chunk)
+            if not block:
+                break
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def fsync_path(path):
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def key_fingerprint(secret):
+    """Identity of an encryption key, never the key: sha256 over a fixed prefix and the key."""
+    if not secret:
+        return None
+    return "sha256:" + hashlib.sha256(b"engine_ops key identity:" + secret.encode("utf-8")).hexdigest()[:32]
+
+
+class SnapshotStore:
+    def __init__(self, root, engine):
+        self.root = root
+        self.engine = check_name("engine name", engine)
+        self.base = os.path.join(root, self.engine)
+
+    def path(self, snapshot_id):
+        return os.path.join(self.base, check_name("snapshot id", snapshot_id))
+
+    def ensure(self):
+        for directory in (self.root, self.base):
+            if not os.path.isdir(directory):
+                os.makedirs(directory, 0o700)
+        os.chmod(self.base, 0o700)
+
+    def partial(self, snapshot_id):
+        self.ensure()
+        path = os.path.join(self.base, ".partial-" + check_name("snapshot id", snapshot_id))
+        if os.path.exists(path):
+            shutil.rmtree(path)
+        os.makedirs(path, 0o700)
+        return path
+
+    def discard_partials(self):
+        if os.path.isdir(self.base):
+            for name in os.listdir(self.base):
+                if name.startswith(".partial-"):
+                    shutil.rmtree(os.path.join(self.base, name), ignore_errors=True)
+
+    def commit(self, partial_dir, manifest):
+        """Write the manifest with its checksum and move the verified snapshot into place."""
+        write_manifest(partial_dir, manifest)
+        final = self.path(manifest["id"])
+        if os.path.exists(final):
+            raise StoreError("snapshot %s already exists" % manifest["id"])
+        os.rename(partial_dir, final)
+        fsync_path(self.base)
+        return final
+
+    def ids(self):
+        if not os.path.isdir(self.base):
+            return []
+        return sorted(name for name in os.listdir(self.base)
+                      if SAFE_NAME.match(name) and os.path.isfile(os.path.join(self.base, name, MANIFEST)))
+
+    def load(self, snapshot_id, verify_files=False):
+        """Read a manifest, checking its own checksum (and the files' when asked); raise StoreError."""
+        directory = self.path(snapshot_id)
+        if not os.path.isfile(os.path.join(directory, MANIFEST)):
+            raise StoreError("snapshot %s of engine %s does not exist in %s" % (snapshot_id, self.engine, self.base))
+        return read_manifest(directory, self.engine, verify_files)
+
+    def list(self):
+        """Manifests, oldest first, each with `valid` and `problem`; never raises for one bad snapshot."""
+        out = []
+        for snapshot_id in self.ids():
+            try:
+                manifest = self.load(snapshot_id)
+                manifest["valid"], manifest["problem"] = True, None
+            except StoreError as exc:
+                manifest = {"id": snapshot_id, "valid": False, "problem": str(exc)}
+            out.append(manifest)
+        return out
+
+    def rollback_target(self):
+        try:
+            with open(os.path.join(self.base, TARGET_MARKER)) as handle:
+                return handle.read().strip() or None
+        except (IOError, OSError):
+            return None
+
+    def set_rollback_target(self, snapshot_id):
+        marker = os.path.join(self.base, TARGET_MARKER)
+        tmp = marker + ".tmp"
+        with open(tmp, "w") as handle:
+            handle.write(snapshot_id + "\n")
+        os.chmod(tmp, 0o600)
+        os.rename(tmp, marker)
+
+    def delete(self, snapshot_id):
+        shutil.rmtree(self.path(snapshot_id))
+        if self.rollback_target() == snapshot_id:
+            os.unlink(os.path.join(self.base, TARGET_MARKER))
+
+
+def write_manifest(directory, manifest):
+    data = json.dumps(manifest, indent=2, sort_keys=True).encode("utf-8")
+    for name, content in ((MANIFEST, data), (MANIFEST_SUM, (hashlib.sha256(data).hexdigest() + "\n").encode())):
+        path = os.path.join(directory, name)
+        with open(path, "wb") as handle:
+            handle.write(content)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(path, 0o600)
+
+
+def read_manifest(directory, engine=None, verify_files=False):
+    path = os.path.join(directory, MANIFEST)
+    with open(path, "rb") as handle:
+        data = handle.read()
+    try:
+        with open(os.path.join(directory, MANIFEST_SUM)) as handle:
+            expected = handle.read().strip()
+    except (IOError, OSError):
+        raise StoreError("snapshot %s has no manifest checksum" % os.path.basename(directory))
+    if hashlib.sha256(data).hexdigest() != expected:
+        raise StoreError("the manifest of snapshot %s does not match its checksum (corrupted)"
+                         % os.path.basename(directory))
+    try:
+        manifest = json.loads(data.decode("utf-8"))
+    except ValueError:
+        raise StoreError("the manifest of snapshot %s is not valid JSON" % os.path.basename(directory))
+    if manifest.get("format") != FORMAT or manifest.get("id") != os.path.basename(directory):
+        raise StoreError("the manifest of snapshot %s has an unknown format or a foreign id" % os.path.basename(directory))
+    if engine is not None and manifest.get("engine") != engine:
+        raise StoreError("snapshot %s belongs to engine %r, not %r" % (manifest["id"], manifest.get("engine"), engine))
+    if verify_files:
+        for entry in manifest.get("files") or []:
+            file_path = os.path.join(directory, check_relpath(entry["name"]))
+            if not os.path.isfile(file_path):
+                raise StoreError("snapshot %s is missing its file %s" % (manifest["id"], entry["name"]))
+            if os.path.getsize(file_path) != entry["size"] or sha256_file(file_path) != entry["sha256"]:
+                raise StoreError("checksum of %s in snapshot %s does not match its manifest (corrupted)"
+                                 % (entry["name"], manifest["id"]))
+    return manifest
+
+
+def file_entries(directory, names):
+    return [{"name": name, "size": os.path.getsize(os.path.join(directory, name)),
+             "sha256": sha256_file(os.path.join(directory, name))} for name in names]
+
+
+def retention_victims(manifests, keep, target_id=None):
+    """Which valid snapshots retention removes: oldest first beyond `keep`, never pinned or the target."""
+    valid = [m for m in manifests if m.get("valid", True)]
+    removable = [m for m in valid if not m.get("pinned") and m["id"] != target_id]
+    excess = len(valid) - keep
+    return [m["id"] for m in removable[:max(0, excess)]]
+
+
+def schema_diff(live, snapshot):
+    """Tables and columns that differ between two {table: {column: type}} schemas."""
+    diff = {"tables_only_live": sorted(set(live) - set(snapshot)),
+            "tables_only_snapshot": sorted(set(snapshot) - set(live)), "columns": {}}
+    for table in sorted(set(live) & set(snapshot)):
+        cols_live, cols_snap = live[table], snapshot[table]
+        changes = {}
+        only_live = sorted(set(cols_live) - set(cols_snap))
+        only_snap = sorted(set(cols_snap) - set(cols_live))
+        retyped = sorted(c for c in set(cols_live) & set(cols_snap) if cols_live[c] != cols_snap[c])
+        if only_live:
+            changes["only_live"] = only_live
+        if only_snap:
+            changes["only_snapshot"] = only_snap
+        if retyped:
+            changes["type_changed"] = retyped
+        if changes:
+            diff["columns"][table] = changes
+    return diff

@@ -1,0 +1,260 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, engine_ops maintainers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+module: brain_restore
+short_description: Restore the Engine's brain from a snapshot, staged, with the bad window exported and undo kept
+version_added: 0.1.0
+description:
+  - I(Preflight), with the Engine serving; the snapshot exists, its manifest and files match their checksums,
+    it passes its integrity check, it belongs to this Engine and backend, and there is room to stage it.
+    Any failure stops here with nothing changed.
+  - I(Stage), with the Engine serving; the snapshot is rebuilt beside the live brain (a staged SQLite file;
+    a PostgreSQL database C(<name>__restore_<id>)) and its rows and schema are checked against the manifest.
+  - I(Export the bad window); every live row the snapshot does not have is written to JSONL files, one per
+    table, with a summary, under C(<snapshot>/exports/<time>/); rows arriving until the Engine stops are
+    appended after it stops. The result lists the rows per table the restore removes; all are in the export.
+  - I(Swap), Engine stopped; with O(container) the module drains the Engine itself just before the swap and
+    starts it after; without it, it refuses while any container is using the brain. SQLite swaps by renaming
+    (live brain and its WAL set aside as C(<brain>.pre-restore-<time>)); PostgreSQL by renaming databases.
+  - I(Verify); the live brain matches the manifest, with the owner, group and mode of the brain it replaced.
+  - The replaced brain is kept; O(undo) puts a set-aside brain back.
+  - A brain that already equals the snapshot is left alone (C(changed=false)). Check mode returns the plan.
+author:
+  - engine_ops maintainers (@engine-ops)
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+  - engine_ops.lifecycle._engine.docker
+  - engine_ops.lifecycle._engine.engine
+  - engine_ops.lifecycle._engine.brain
+options:
+  id:
+    description: Snapshot to restore. Defaults to the store's rollback target.
+    type: str
+  undo:
+    description: Put this set-aside brain back instead (a path returned as C(aside) by an earlier restore).
+    type: str
+  drain_timeout:
+    description: With O(container), seconds the Engine gets to finish in-flight turns before the swap.
+    type: int
+    default: 30
+  health_url:
+    description: With O(container), the Engine's health URL to wait on after the swap.
+    type: str
+  health_timeout:
+    description: Seconds to wait for health after the swap.
+    type: float
+    default: 60
+  phase:
+    description:
+      - C(all) runs every phase. C(stage) runs preflight, stage and the first export while the Engine serves and
+        leaves the staged copy with a record; a later C(swap) run (Engine drained, or O(container) given) finishes
+        it, so the Engine is down only for the swap even when another step (an image switch) comes between.
+    type: str
+    choices: [all, stage, swap]
+    default: all
+  start_engine:
+    description: With O(container), start the Engine again after the swap (set false when an image switch follows).
+    type: bool
+    default: true
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: none
+  platform:
+    platforms: posix
+"""
+
+EXAMPLES = r"""
+- name: Restore the pre-upgrade snapshot, stopping the Engine only for the swap
+  engine_ops.lifecycle.brain_restore:
+    container: engine
+    health_url: http://127.0.0.1:8000/health
+  register: restore
+
+- name: Undo that restore
+  engine_ops.lifecycle.brain_restore:
+    container: engine
+    undo: "{{ restore.aside }}"
+"""
+
+RETURN = r"""
+plan:
+  description: Snapshot, its age (the recovery point), rows that would be exported per table, estimated stage and
+    swap seconds, and the steps.
+  returned: always
+  type: dict
+exported:
+  description: Rows exported per table (the rows the restore removed from the live brain).
+  returned: when a restore ran
+  type: dict
+export_dir:
+  description: Directory of the JSONL export and its C(summary.json).
+  returned: when a restore ran
+  type: str
+aside:
+  description: Where the replaced brain was kept (a path, or a database name for PostgreSQL).
+  returned: when changed
+  type: str
+timings:
+  description: Seconds per phase (stage, verify_stage, export_serving, stop_engine, export_stopped, swap, verify_live,
+    start_engine).
+  returned: when a restore ran
+  type: dict
+swap_seconds:
+  description: Seconds the swap itself took.
+  returned: when changed
+  type: float
+health:
+  description: Health of the Engine after it was started again.
+  returned: when O(container) and O(health_url) are set
+  type: dict
+"""
+
+import time
+
+from ansible.module_utils.urls import open_url
+from ansible.module_utils.six.moves.urllib.error import HTTPError
+
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.base import BrainError
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.locate import containers_using
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.select import BRAIN_OPTIONS, make_backend
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._common import EngineOpsModule
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._docker import EngineDockerError
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._drain import drain
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._health import probe
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._restore import (
+    RestoreError, brain_matches, export_dir_for, load_stage, plan, preflight, stage, swap)
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._snapshot_store import (
+    SnapshotStore, StoreError, check_name)
+
+
+def get(url, timeout):
+    try:
+        response = open_url(url, method="GET", timeout=timeout)
+        return response.getcode(), response.read()
+    except HTTPError as exc:
+        return exc.code, exc.read()
+
+
+class DockerEngine:
+    """Stops the Engine just before the swap and starts it after; says who else uses the brain."""
+
+    def __init__(self, module, container, backend):
+        self.module, self.container, self.backend = module, container, backend
+        self.stopped = False
+
+    def in_use(self):
+        if self.backend.name == "postgres":
+            return self.backend.sessions()
+        if self.module.docker is None:
+            return []
+        return containers_using(self.module.docker, self.backend.path)
+
+    def stop(self):
+        if not self.container or not self.container["State"]["Running"]:
+            return None
+        self.stopped = True
+        return drain(self.module.docker, self.container, "SIGTERM", self.module.params["drain_timeout"])
+
+    def start(self):
+        if not self.stopped or not self.module.params["start_engine"]:
+            return None
+        self.module.docker.start(self.container["Id"])
+        self.stopped = False
+        if not self.module.params["health_url"]:
+            return None
+        return probe(get, self.module.params["health_url"], timeout=1.0, deadline=self.module.params["health_timeout"],
+                     backoff=0.05, backoff_max=0.2)
+
+    def start_if_stopped(self):
+        """After a refusal the Engine goes back to serving, whatever start_engine says."""
+        if not self.stopped:
+            return None
+        self.module.params["start_engine"] = True
+        return self.start()
+
+
+def main():
+    spec = dict(BRAIN_OPTIONS)
+    spec.update(id=dict(type="str"), undo=dict(type="str"), drain_timeout=dict(type="int", default=30),
+                health_url=dict(type="str"), health_timeout=dict(type="float", default=60),
+                phase=dict(type="str", choices=["all", "stage", "swap"], default="all"),
+                start_engine=dict(type="bool", default=True))
+    module = EngineOpsModule(argument_spec=spec, engine="optional", mutually_exclusive=[("id", "undo")],
+                             required_one_of=[("engine", "container", "compose_project")], supports_check_mode=True)
+    p = module.params
+    container = module.find_engine() if module.engine_given() else None
+    engine_name = p["engine"] or container["Name"].lstrip("/")
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    try:
+        store = SnapshotStore(p["store"], engine_name)
+        backend = make_backend(p, container, run=module.runner())
+    except (StoreError, BrainError) as exc:
+        module.fail_action("find the brain", exc)
+    engine = DockerEngine(module, container, backend)
+
+    if p["undo"]:
+        if module.check_mode:
+            module.exit_json(changed=True, plan={"undo": p["undo"]})
+        users = [] if container else engine.in_use()
+        if users:
+            module.fail_action("undo", "the brain is in use by %s; drain the Engine first" % ", ".join(users))
+        try:
+            engine.stop()
+            replaced = backend.swap_back(p["undo"], stamp)
+        except (BrainError, OSError, EngineDockerError) as exc:
+            engine.start_if_stopped()
+            module.fail_action("undo", exc)
+        module.exit_json(changed=True, aside=replaced, health=engine.start())
+
+    snapshot_id = p["id"] or store.rollback_target()
+    if not snapshot_id:
+        module.fail_action("choose the snapshot", "no id given and the store has no rollback target")
+    try:
+        check_name("snapshot id", snapshot_id)
+        manifest = store.load(snapshot_id, verify_files=True)
+        preflight(backend, manifest, store.path(snapshot_id), engine_name)
+        the_plan = plan(backend, manifest)
+        live = backend.describe()
+    except (StoreError, RestoreError, BrainError) as exc:
+        module.fail_action("preflight of snapshot %s" % snapshot_id, exc)
+    result = {"plan": the_plan, "snapshot": snapshot_id}
+    if brain_matches(live, manifest):
+        module.exit_json(changed=False, **result)
+    if module.check_mode:
+        module.exit_json(changed=True, **result)
+    snapshot_dir = store.path(snapshot_id)
+    try:
+        if p["phase"] == "swap":
+            record = load_stage(backend, manifest, snapshot_dir)
+        else:
+            record = stage(backend, manifest, snapshot_dir, export_dir_for(snapshot_dir, stamp))
+        if p["phase"] == "stage":
+            module.exit_json(changed=True, staged=record["staged"], export_dir=record["export_dir"],
+                             exported_so_far=record["exported_serving"], timings=record["timings"], **result)
+        outcome = swap(backend, manifest, snapshot_dir, record, engine, stamp)
+    except RestoreError as exc:
+        details = dict(result, **exc.result)
+        module.fail_action("restore snapshot %s" % snapshot_id, exc, changed=exc.changed, **details)
+    except (BrainError, OSError, EngineDockerError) as exc:
+        engine.start_if_stopped()
+        module.fail_action("restore snapshot %s" % snapshot_id, exc, changed=True, **result)
+    result.update(outcome)
+    result["swap_seconds"] = outcome["timings"]["swap"]
+    if outcome.get("health") and not outcome["health"].get("healthy"):
+        module.fail_action("start the Engine on the restored brain", "it is %s (%s); the replaced brain is kept as %s"
+                           % (outcome["health"]["classification"], outcome["health"]["reason"], outcome["aside"]),
+                           changed=True, **result)
+    module.exit_json(changed=True, **result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,195 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, engine_ops maintainers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+module: brain_snapshot
+short_description: Take or delete a verified snapshot of the Engine's brain
+version_added: 0.1.0
+description:
+  - O(state=present) snapshots the brain into the snapshot store while the Engine keeps serving
+    (SQLite through the online backup API; PostgreSQL with C(pg_dump) in directory format with parallel jobs),
+    verifies it (integrity check or archive listing, checksums) and writes its manifest. A snapshot that fails
+    verification is removed and never reported as present.
+  - The manifest records id, creation time, Engine image and version, backend, size, sha256 of every file,
+    schema fingerprint and schema, rows per table, reason, pinned flag, the fingerprint of the encryption
+    key's identity (never the key) and the time the snapshot took.
+  - O(keep) applies retention after a new snapshot; pinned snapshots and the rollback target are never removed.
+  - O(state=absent) deletes a snapshot; a pinned one or the rollback target only with O(force=true).
+author:
+  - engine_ops maintainers (@engine-ops)
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+  - engine_ops.lifecycle._engine.docker
+  - engine_ops.lifecycle._engine.engine
+  - engine_ops.lifecycle._engine.brain
+options:
+  state:
+    description: Whether the snapshot should exist.
+    type: str
+    choices: [present, absent]
+    default: present
+  id:
+    description:
+      - Snapshot id. With O(state=present) and an existing valid snapshot of that id nothing is done.
+      - Defaults to the current UTC time for a new snapshot; required with O(state=absent).
+    type: str
+  reason:
+    description: Why the snapshot was taken (for example C(pre-upgrade to 2.4.0)).
+    type: str
+  pinned:
+    description: Protect the snapshot from retention and from deletion without O(force).
+    type: bool
+    default: false
+  rollback_target:
+    description: Mark the new snapshot as the one the next rollback restores.
+    type: bool
+    default: false
+  keep:
+    description: After taking the snapshot, keep only this many (pinned ones and the rollback target always stay).
+    type: int
+  force:
+    description: Allow deleting a pinned snapshot or the rollback target.
+    type: bool
+    default: false
+  encryption_key:
+    description:
+      - The Engine's C(AD_ENCRYPTION_KEY), to record its fingerprint. Defaults to the Engine container's own.
+    type: str
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: none
+  platform:
+    platforms: posix
+"""
+
+EXAMPLES = r"""
+- name: Snapshot before the upgrade, pinned, as the rollback target
+  engine_ops.lifecycle.brain_snapshot:
+    container: engine
+    reason: pre-upgrade to 2.4.0
+    pinned: true
+    rollback_target: true
+    keep: 10
+  register: snap
+
+- name: Snapshot a PostgreSQL brain
+  engine_ops.lifecycle.brain_snapshot:
+    engine: support-agent
+    backend: postgres
+    pg_host: 127.0.0.1
+    pg_user: engine_ops
+    pg_password: "{{ vault_pg_password }}"
+    pg_database: brain
+
+- name: Delete an old snapshot
+  engine_ops.lifecycle.brain_snapshot:
+    engine: support-agent
+    id: 20261101T020000.000000Z
+    state: absent
+"""
+
+RETURN = r"""
+snapshot:
+  description: The snapshot's manifest (check mode returns the planned id, backend and source).
+  returned: when O(state=present)
+  type: dict
+  sample: {"id": "20261128T100000.000000Z", "backend": "sqlite", "size_bytes": 10485760, "pinned": true}
+removed:
+  description: Ids deleted (by O(state=absent) or by retention).
+  returned: always
+  type: list
+  elements: str
+"""
+
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.base import BrainError
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.locate import container_env
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.select import BRAIN_OPTIONS, make_backend
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._common import EngineOpsModule
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._docker import EngineDockerError
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._snapshot import engine_metadata, take_snapshot
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._snapshot_store import (
+    SnapshotStore, StoreError, check_name, key_fingerprint, new_id, retention_victims)
+
+
+def main():
+    spec = dict(BRAIN_OPTIONS)
+    spec.update(
+        state=dict(type="str", choices=["present", "absent"], default="present"),
+        id=dict(type="str"),
+        reason=dict(type="str"),
+        pinned=dict(type="bool", default=False),
+        rollback_target=dict(type="bool", default=False),
+        keep=dict(type="int"),
+        force=dict(type="bool", default=False),
+        encryption_key=dict(type="str", no_log=True),
+    )
+    module = EngineOpsModule(argument_spec=spec, engine="optional", required_if=[("state", "absent", ("id",))],
+                             required_one_of=[("engine", "container", "compose_project")], supports_check_mode=True)
+    p = module.params
+    container = module.find_engine() if module.engine_given() else None
+    engine_name = p["engine"] or container["Name"].lstrip("/")
+    try:
+        store = SnapshotStore(p["store"], engine_name)
+        snapshot_id = check_name("snapshot id", p["id"]) if p["id"] else new_id()
+    except StoreError as exc:
+        module.fail_action("check options", exc)
+    if p["keep"] is not None and p["keep"] < 1:
+        module.fail_action("check options", "keep must be at least 1")
+
+    if p["state"] == "absent":
+        if snapshot_id not in store.ids():
+            module.exit_json(changed=False, removed=[])
+        try:
+            manifest = store.load(snapshot_id)
+        except StoreError:
+            manifest = {"pinned": False}
+        protected = manifest.get("pinned") or store.rollback_target() == snapshot_id
+        if protected and not p["force"]:
+            module.fail_action("delete snapshot %s" % snapshot_id, "it is pinned or the rollback target; set force=true "
+                               "to delete it")
+        if not module.check_mode:
+            store.delete(snapshot_id)
+        module.exit_json(changed=True, removed=[snapshot_id])
+
+    if p["id"] and snapshot_id in store.ids():
+        try:
+            module.exit_json(changed=False, snapshot=store.load(snapshot_id, verify_files=True), removed=[])
+        except StoreError as exc:
+            module.fail_action("check existing snapshot %s" % snapshot_id, exc)
+    try:
+        backend = make_backend(p, container, run=module.runner())
+        if not backend.exists():
+            raise BrainError("the brain %s does not exist" % backend.location())
+    except BrainError as exc:
+        module.fail_action("find the brain", exc)
+    if module.check_mode:
+        module.exit_json(changed=True, removed=[], snapshot={"id": snapshot_id, "engine": engine_name,
+                                                             "backend": backend.name, "source": backend.location(),
+                                                             "estimated_size_bytes": backend.size_bytes()})
+    secret = p["encryption_key"] or (container_env(container).get("AD_ENCRYPTION_KEY") if container else None)
+    try:
+        image = module.docker.inspect_image(container["Image"]) if container else None
+        manifest = take_snapshot(backend, store, snapshot_id, engine_metadata(container, image), p["reason"],
+                                 p["pinned"], key_fingerprint(secret))
+        if p["rollback_target"]:
+            store.set_rollback_target(snapshot_id)
+        removed = []
+        if p["keep"]:
+            for victim in retention_victims(store.list(), p["keep"], store.rollback_target()):
+                store.delete(victim)
+                removed.append(victim)
+    except (BrainError, StoreError, EngineDockerError, OSError) as exc:
+        module.fail_action("snapshot %s" % backend.location(), exc)
+    module.exit_json(changed=True, snapshot=manifest, removed=removed)
+
+
+if __name__ == "__main__":
+    main()

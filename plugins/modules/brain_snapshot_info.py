@@ -1,0 +1,130 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, engine_ops maintainers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+module: brain_snapshot_info
+short_description: List an Engine's brain snapshots and judge whether a data rollback is needed
+version_added: 0.1.0
+description:
+  - Lists the snapshots in the store with their manifests, oldest first. A snapshot whose manifest fails its
+    checksum is listed with C(valid=false) and the problem.
+  - With O(verify), also checks every file's checksum.
+  - With O(compare_live), compares the live brain's schema fingerprint with each snapshot's and returns
+    C(data_rollback_required) with the differing tables and columns.
+author:
+  - engine_ops maintainers (@engine-ops)
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+  - engine_ops.lifecycle._engine.docker
+  - engine_ops.lifecycle._engine.engine
+  - engine_ops.lifecycle._engine.brain
+attributes:
+  check_mode:
+    support: full
+    details: A read-only module; it changes nothing in either mode.
+  diff_mode:
+    support: none
+  platform:
+    platforms: posix
+options:
+  id:
+    description: Only this snapshot.
+    type: str
+  verify:
+    description: Check each file's sha256 against the manifest.
+    type: bool
+    default: false
+  compare_live:
+    description: Compare each snapshot's schema with the live brain's.
+    type: bool
+    default: false
+"""
+
+EXAMPLES = r"""
+- name: Is a data rollback needed to go back to the rollback target?
+  engine_ops.lifecycle.brain_snapshot_info:
+    container: engine
+    compare_live: true
+  register: snaps
+
+- name: Show it
+  ansible.builtin.debug:
+    msg: "{{ snaps.snapshots | selectattr('id', 'equalto', snaps.rollback_target) | map(attribute='data_rollback_required') }}"
+"""
+
+RETURN = r"""
+snapshots:
+  description: Manifests, oldest first, each with C(valid), C(problem), C(age_seconds) and, with O(compare_live),
+    C(data_rollback_required) and C(schema_diff).
+  returned: always
+  type: list
+  elements: dict
+rollback_target:
+  description: Id of the snapshot marked as the rollback target, if any.
+  returned: always
+  type: str
+live:
+  description: Schema fingerprint and rows per table of the live brain.
+  returned: when O(compare_live=true)
+  type: dict
+"""
+
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.base import BrainError
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.select import BRAIN_OPTIONS, make_backend
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._common import EngineOpsModule
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._restore import age_seconds
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._snapshot_store import (
+    SnapshotStore, StoreError, check_name, schema_diff)
+
+
+def main():
+    spec = dict(BRAIN_OPTIONS)
+    spec.update(id=dict(type="str"), verify=dict(type="bool", default=False),
+                compare_live=dict(type="bool", default=False))
+    module = EngineOpsModule(argument_spec=spec, engine="optional",
+                             required_one_of=[("engine", "container", "compose_project")], supports_check_mode=True)
+    p = module.params
+    container = module.find_engine() if module.engine_given() else None
+    engine_name = p["engine"] or container["Name"].lstrip("/")
+    try:
+        store = SnapshotStore(p["store"], engine_name)
+        if p["id"]:
+            check_name("snapshot id", p["id"])
+    except StoreError as exc:
+        module.fail_action("check options", exc)
+    result = {"changed": False, "rollback_target": store.rollback_target()}
+    live = None
+    if p["compare_live"]:
+        try:
+            live = make_backend(p, container, run=module.runner()).describe()
+        except BrainError as exc:
+            module.fail_action("describe the live brain", exc)
+        result["live"] = {"fingerprint": live["fingerprint"],
+                          "row_counts": dict((t, i["rows"]) for t, i in live["tables"].items())}
+    snapshots = []
+    for manifest in store.list():
+        if p["id"] and manifest["id"] != p["id"]:
+            continue
+        if manifest["valid"] and p["verify"]:
+            try:
+                store.load(manifest["id"], verify_files=True)
+            except StoreError as exc:
+                manifest.update(valid=False, problem=str(exc))
+        if manifest["valid"]:
+            manifest["age_seconds"] = age_seconds(manifest)
+            if live is not None:
+                manifest["data_rollback_required"] = live["fingerprint"] != manifest["schema_fingerprint"]
+                manifest["schema_diff"] = schema_diff(live["schema"], manifest["schema"])
+        snapshots.append(manifest)
+    result["snapshots"] = snapshots
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
