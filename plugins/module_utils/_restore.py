@@ -34,6 +34,7 @@ class CountingExport:
 
     def __init__(self):
         self.counts = {}
+        self.whole_tables = []
 
     def write(self, table, columns, rows):
         count = sum(1 for dummy in rows)
@@ -138,6 +139,7 @@ def stage(backend, manifest, snapshot_dir, export_dir, now=time.monotonic):
         raise RestoreError("%s; the staged copy was removed and the live brain was not touched" % exc)
     record = {"snapshot": manifest["id"], "staged": staged, "identity": backend.staged_identity(staged),
               "high_water": high, "export_dir": export_dir, "exported_serving": dict(export.counts),
+              "whole_tables": list(export.whole_tables),
               "timings": timings}
     path = os.path.join(snapshot_dir, STAGE_RECORD)
     with open(path, "w") as handle:
@@ -178,9 +180,11 @@ def swap(backend, manifest, snapshot_dir, record, engine, stamp, now=time.monoto
                            changed=bool(result.get("drain")), result=result)
     export = JsonlExport(record["export_dir"])
     export.counts = dict(record.get("exported_serving") or {})
+    export.whole_tables = list(record.get("whole_tables") or [])
     _timed(timings, now, "export_stopped", backend.export, export, marks_of(manifest), record["high_water"])
     summary = export.summary({"snapshot": manifest["id"], "exported_at": stamp})
-    result.update(exported=summary["rows"], exported_total=summary["total_rows"], export_dir=record["export_dir"])
+    result.update(exported=summary["rows"], exported_total=summary["total_rows"], export_dir=record["export_dir"],
+                  exported_whole_tables=summary["whole_tables"])
     aside = _timed(timings, now, "swap", backend.swap, record["staged"], stamp)
     os.unlink(os.path.join(snapshot_dir, STAGE_RECORD))
     result["aside"] = aside

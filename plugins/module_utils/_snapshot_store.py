@@ -213,11 +213,12 @@ def file_entries(directory, names):
 
 
 def retention_victims(manifests, keep, target_id=None):
-    """Which valid snapshots retention removes: oldest first beyond `keep`, never pinned or the target."""
-    valid = [m for m in manifests if m.get("valid", True)]
-    removable = [m for m in valid if not m.get("pinned") and m["id"] != target_id]
-    excess = len(valid) - keep
-    return [m["id"] for m in removable[:max(0, excess)]]
+    """Snapshots retention removes: all but the newest `keep` unpinned ones (manifests oldest first).
+
+    Pinned snapshots and the rollback target are kept in addition and never removed.
+    """
+    removable = [m for m in manifests if m.get("valid", True) and not m.get("pinned") and m["id"] != target_id]
+    return [m["id"] for m in removable[:max(0, len(removable) - keep)]]
 
 
 def schema_diff(live, snapshot):

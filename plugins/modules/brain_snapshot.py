@@ -51,7 +51,9 @@ options:
     type: bool
     default: false
   keep:
-    description: After taking the snapshot, keep only this many (pinned ones and the rollback target always stay).
+    description:
+      - After taking the snapshot, keep only the newest this many unpinned snapshots.
+      - Pinned snapshots and the rollback target are kept in addition and never removed by retention.
     type: int
   force:
     description: Allow deleting a pinned snapshot or the rollback target.

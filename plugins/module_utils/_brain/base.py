@@ -42,6 +42,7 @@ class JsonlExport:
     def __init__(self, directory):
         self.directory = directory
         self.counts = {}
+        self.whole_tables = []  # tables exported entirely because new rows could not be told apart
         if not os.path.isdir(directory):
             os.makedirs(directory, 0o700)
 
@@ -59,7 +60,8 @@ class JsonlExport:
         return count
 
     def summary(self, extra=None):
-        body = {"rows": dict(self.counts), "total_rows": sum(self.counts.values())}
+        body = {"rows": dict(self.counts), "total_rows": sum(self.counts.values()),
+                "whole_tables": sorted(set(self.whole_tables))}
         body.update(extra or {})
         path = os.path.join(self.directory, "summary.json")
         with open(path, "w") as handle:

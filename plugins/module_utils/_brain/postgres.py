@@ -234,8 +234,11 @@ class PostgresBackend:
                         mark.get("max_key") or 0,)
                 elif "created_at" in columns and mark.get("max_created_at"):
                     query, args = sql.SQL("{} WHERE created_at > %s").format(select), (mark["max_created_at"],)
+                elif after_keys is not None:
+                    continue  # exported whole in the first phase already
                 else:
-                    continue
+                    query, args = select, ()  # no way to tell new rows: keep all of them
+                    export.whole_tables.append(table)
                 with conn.cursor(name="engine_ops_export") as cursor:  # server-side: memory stays flat
                     cursor.execute(query, args)
                     first = cursor.fetchmany(1)

@@ -198,8 +198,11 @@ class SqliteBackend:
                     sql, args = select + " WHERE rowid > ?", (key,)
                 elif "created_at" in cols and mark.get("max_created_at"):
                     sql, args = select + " WHERE created_at > ?", (mark["max_created_at"],)
+                elif after_keys is not None:
+                    continue  # exported whole in the first phase already
                 else:
-                    continue
+                    sql, args = select, ()  # no way to tell new rows: keep all of them
+                    export.whole_tables.append(table)
                 export.write(table, cols, conn.execute(sql, args))
         return high
 

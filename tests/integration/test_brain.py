@@ -1,0 +1,211 @@
+"""brain_snapshot, brain_snapshot_info and brain_restore on real reference Engines, SQLite and PostgreSQL."""
+
+import json
+import os
+import stat
+import uuid
+
+import docker
+import pytest
+
+from ansible_run import run_module
+from conftest import BOTH_BACKENDS
+
+CONTRACT_TABLES = (
+    "episodes", "episodes_vec", "knowledge_store", "knowledge_store_vec", "social_graph_nodes", "social_graph_edges",
+    "social_graph_edges_vec", "conversations", "learning_signals", "working_memory_log", "trajectories",
+    "channel_state_snapshots", "connections", "server_registry", "action_registry", "observability_events",
+    "ingestion_chunks")
+
+
+@pytest.fixture
+def store(tmp_path):
+    return str(tmp_path / "snapshots")
+
+
+@pytest.fixture
+def named(docker_client):
+    names = []
+    yield names.append
+    for name in names:
+        for suffix in ("", "-engine_ops-next", "-engine_ops-previous"):
+            try:
+                docker_client.containers.get(name + suffix).remove(force=True)
+            except docker.errors.NotFound:
+                pass
+
+
+def start(engines, named, prefix, version, brain, env=None):
+    engine = engines.start(version, brain, env=env)
+    engine.name = "%s-%s" % (prefix, uuid.uuid4().hex[:6])
+    engine.container.rename(engine.name)
+    named(engine.name)
+    engine.wait_healthy()
+    return engine
+
+
+def brain_args(engine, store, **extra):
+    args = {"container": engine.name, "store": store, "backend": engine.brain.backend}
+    args.update(extra)
+    return args
+
+
+def turns(engine, tag, count):
+    ids = ["%s-%d" % (tag, n) for n in range(count)]
+    for rid in ids:
+        assert engine.execute("turn " + rid, request_id=rid)[0] == 200
+    return ids
+
+
+@BOTH_BACKENDS
+def test_online_snapshot_while_turns_run_is_verified_and_private(engines, named, prefix, backend, store):
+    key = "ad-key-" + uuid.uuid4().hex
+    engine = start(engines, named, prefix, "2.3.1", engines.brain(backend), env={"AD_ENCRYPTION_KEY": key})
+    turns(engine, "before", 3)
+    thread, dummy = engine.execute_in_background(message="running during the snapshot", duration=3.0)
+    engine.wait_log("turn started")
+    result = run_module("brain_snapshot", brain_args(engine, store, reason="pre-upgrade", pinned=True))
+    thread.join(10)
+    assert result["changed"] and not result.get("failed"), result.get("msg")
+    manifest = result["snapshot"]
+    assert manifest["row_counts"]["episodes"] == 3  # the in-flight turn was not persisted yet
+    for field in ("id", "created_at", "engine_image", "engine_version", "backend", "size_bytes", "files",
+                  "schema_fingerprint", "row_counts", "reason", "pinned", "encryption_key_fingerprint",
+                  "duration_seconds"):
+        assert manifest.get(field) not in (None, ""), field
+    assert manifest["engine_version"] == "2.3.1" and manifest["backend"] == backend and manifest["pinned"]
+    assert key not in json.dumps(result) and manifest["encryption_key_fingerprint"].startswith("sha256:")
+    directory = os.path.join(store, engine.name, manifest["id"])
+    assert stat.S_IMODE(os.stat(os.path.join(store, engine.name)).st_mode) == 0o700
+    for entry in manifest["files"]:
+        assert stat.S_IMODE(os.stat(os.path.join(directory, entry["name"])).st_mode) == 0o600
+    info = run_module("brain_snapshot_info", brain_args(engine, store, verify=True, compare_live=True))
+    assert [(s["id"], s["valid"], s["data_rollback_required"]) for s in info["snapshots"]] == [
+        (manifest["id"], True, False)]
+
+
+@BOTH_BACKENDS
+def test_data_rollback_after_a_forward_only_migration(engines, named, prefix, backend, store, docker_client):
+    engine = start(engines, named, prefix, "2.3.1", engines.brain(backend))
+    kept = turns(engine, "kept", 4)
+    snap = run_module("brain_snapshot", brain_args(engine, store, pinned=True, rollback_target=True))["snapshot"]
+
+    upgrade = run_module("engine_image", {"container": engine.name, "version": "2.4.0",
+                                          "health_url": engine.url + "/health", "state_dir": store + "-state"})
+    assert upgrade["changed"] and not upgrade.get("failed"), upgrade.get("msg")
+    bad = turns(engine, "bad-window", 3)
+    info = run_module("brain_snapshot_info", brain_args(engine, store, compare_live=True))
+    target = [s for s in info["snapshots"] if s["id"] == info["rollback_target"]][0]
+    assert target["data_rollback_required"]
+    assert "importance" in target["schema_diff"]["columns"]["episodes"]["only_live"]
+    assert "memory_consolidations" in target["schema_diff"]["tables_only_live"]
+    live_counts = info["live"]["row_counts"]
+
+    staged = run_module("brain_restore", brain_args(engine, store, phase="stage"))  # Engine still serving
+    assert staged["changed"] and not staged.get("failed"), staged.get("msg")
+    assert engine.health()[0] == 200
+    refused = run_module("brain_restore", {"store": store, "engine": engine.name, "backend": backend, "phase": "swap",
+                                           **({"sqlite_path": engine.brain.sqlite_path(docker_client)}
+                                              if backend == "sqlite" else _pg(engine))})
+    assert refused.get("failed") and "in use by" in refused["msg"]
+    assert engine.health()[0] == 200
+
+    assert run_module("engine_drain", {"container": engine.name})["drain"]["clean"]
+    swapped = run_module("brain_restore", brain_args(engine, store, phase="swap"))
+    assert swapped["changed"] and swapped["verified"], swapped.get("msg")
+    assert swapped["timings"]["swap"] < 5  # sanity bound only; the benchmark measures it
+
+    exported = swapped["exported"]
+    for table, count in live_counts.items():
+        if table in CONTRACT_TABLES or table == "memory_consolidations":
+            assert exported.get(table, 0) == count - snap["row_counts"].get(table, 0), table
+    with open(os.path.join(swapped["export_dir"], "episodes.jsonl")) as handle:
+        assert sorted(json.loads(line)["request_id"] for line in handle) == sorted(bad)
+
+    back = run_module("engine_image", {"container": engine.name, "version": "2.3.1",
+                                       "health_url": engine.url + "/health", "state_dir": store + "-state"})
+    assert back["changed"] and not back.get("failed"), back.get("msg")
+    engine.wait_healthy()
+    assert engine.health()[1]["version"] == "2.3.1"
+    assert sorted(r[1] for r in engine.rows("episodes")) == sorted(kept)
+
+    undo = run_module("brain_restore", brain_args(engine, store, undo=swapped["aside"],
+                                                  health_url=engine.url + "/health"))
+    assert undo["changed"] and not undo.get("failed"), undo.get("msg")
+    assert sorted(r[1] for r in engine.rows("episodes")) == sorted(kept + bad)
+
+
+def _pg(engine):
+    p = engine.brain.pg_params
+    return {"pg_host": p["host"], "pg_port": p["port"], "pg_user": p["user"], "pg_password": p["password"],
+            "pg_database": engine.brain.database}
+
+
+@BOTH_BACKENDS
+@pytest.mark.parametrize("damage", ["snapshot", "manifest"])
+def test_a_flipped_byte_is_refused_in_preflight(engines, named, prefix, backend, store, docker_client, damage):
+    engine = start(engines, named, prefix, "2.3.1", engines.brain(backend))
+    turns(engine, "a", 2)
+    snap = run_module("brain_snapshot", brain_args(engine, store))["snapshot"]
+    turns(engine, "b", 2)
+    directory = os.path.join(store, engine.name, snap["id"])
+    victim = os.path.join(directory, "manifest.json" if damage == "manifest" else
+                          max(snap["files"], key=lambda f: f["size"])["name"])
+    with open(victim, "r+b") as handle:
+        handle.seek(os.path.getsize(victim) // 2)
+        byte = handle.read(1)
+        handle.seek(-1, 1)
+        handle.write(bytes([byte[0] ^ 0xFF]))
+    engine.container.stop(timeout=30)  # a stopped Engine: the brain's bytes stay still to be compared
+    before = engine.brain.checksum(docker_client)
+    result = run_module("brain_restore", brain_args(engine, store, id=snap["id"]))
+    assert result.get("failed") and not result["changed"]
+    assert "does not match" in result["msg"] and result["msg"].endswith("nothing was changed")
+    assert engine.brain.checksum(docker_client) == before
+
+
+@BOTH_BACKENDS
+def test_check_mode_plans_and_touches_nothing(engines, named, prefix, backend, store, docker_client):
+    engine = start(engines, named, prefix, "2.3.1", engines.brain(backend))
+    turns(engine, "a", 2)
+    snap = run_module("brain_snapshot", brain_args(engine, store))["snapshot"]
+    turns(engine, "bad", 3)
+    engine.container.stop(timeout=30)
+    before = engine.brain.checksum(docker_client)
+    listing = sorted(os.listdir(os.path.join(store, engine.name, snap["id"])))
+    result = run_module("brain_restore", brain_args(engine, store, id=snap["id"]), check=True)
+    assert result["changed"] and result["plan"]["rows_to_export"]["episodes"] == 3
+    assert result["plan"]["snapshot"] == snap["id"] and result["plan"]["recovery_point_age_seconds"] >= 0
+    assert engine.brain.checksum(docker_client) == before
+    assert sorted(os.listdir(os.path.join(store, engine.name, snap["id"]))) == listing
+
+
+def test_retention_keeps_pinned_and_the_rollback_target(engines, named, prefix, store):
+    engine = start(engines, named, prefix, "2.3.1", engines.brain("sqlite"))
+    pinned = run_module("brain_snapshot", brain_args(engine, store, pinned=True))["snapshot"]["id"]
+    target = run_module("brain_snapshot", brain_args(engine, store, rollback_target=True))["snapshot"]["id"]
+    plain = [run_module("brain_snapshot", brain_args(engine, store))["snapshot"]["id"] for dummy in range(3)]
+    last = run_module("brain_snapshot", brain_args(engine, store, keep=2))
+    ids = [s["id"] for s in run_module("brain_snapshot_info", brain_args(engine, store))["snapshots"]]
+    assert pinned in ids and target in ids and last["snapshot"]["id"] in ids
+    assert sorted(last["removed"]) == sorted(plain[:2])
+    assert plain[2] in ids
+    refused = run_module("brain_snapshot", brain_args(engine, store, id=pinned, state="absent"))
+    assert refused.get("failed") and "pinned" in refused["msg"] and pinned in os.listdir(os.path.join(store, engine.name))
+    forced = run_module("brain_snapshot", brain_args(engine, store, id=pinned, state="absent", force=True))
+    assert forced["changed"] and forced["removed"] == [pinned]
+
+
+@pytest.mark.parametrize("snapshot_id", ["../../etc", "a/b", "..", ""])
+def test_snapshot_ids_with_path_parts_are_refused(engines, named, prefix, store, snapshot_id):
+    engine = start(engines, named, prefix, "2.3.1", engines.brain("sqlite"))
+    result = run_module("brain_restore", brain_args(engine, store, id=snapshot_id))
+    assert result.get("failed") and not result["changed"]
+
+
+def test_restoring_an_equal_brain_is_not_a_change(engines, named, prefix, store):
+    engine = start(engines, named, prefix, "2.3.1", engines.brain("sqlite"))
+    turns(engine, "a", 2)
+    snap = run_module("brain_snapshot", brain_args(engine, store))["snapshot"]
+    result = run_module("brain_restore", brain_args(engine, store, id=snap["id"]))
+    assert result["changed"] is False and not result.get("failed")
