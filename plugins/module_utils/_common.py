@@ -8,6 +8,8 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.six.moves.urllib.error import HTTPError
+from ansible.module_utils.urls import open_url
 
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._docker import (
     DOCKER_IMPORT_ERROR, HAS_DOCKER, EngineDocker, EngineDockerError)
@@ -21,6 +23,16 @@ ENGINE_OPTIONS = dict(
     compose_project=dict(type="str"),
     compose_service=dict(type="str", default="engine"),
 )
+
+
+def http_get(url, timeout, validate_certs=True):
+    """(status, body) of a GET; an HTTP error status is an answer too (503 carries the body to classify)."""
+    try:
+        response = open_url(url, method="GET", timeout=timeout, validate_certs=validate_certs,
+                            headers={"Accept": "application/json"})
+        return response.getcode(), response.read()
+    except HTTPError as exc:
+        return exc.code, exc.read()
 
 
 class EngineOpsModule(AnsibleModule):

@@ -120,13 +120,10 @@ health:
 
 import time
 
-from ansible.module_utils.urls import open_url
-from ansible.module_utils.six.moves.urllib.error import HTTPError
-
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.base import BrainError
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.locate import containers_using
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.select import BRAIN_OPTIONS, make_backend
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._common import EngineOpsModule
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._common import EngineOpsModule, http_get
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._docker import EngineDockerError
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._drain import drain
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._health import probe
@@ -134,14 +131,6 @@ from ansible_collections.engine_ops.lifecycle.plugins.module_utils._restore impo
     RestoreError, brain_matches, export_dir_for, load_stage, plan, preflight, stage, swap)
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._snapshot_store import (
     SnapshotStore, StoreError, check_name)
-
-
-def get(url, timeout):
-    try:
-        response = open_url(url, method="GET", timeout=timeout)
-        return response.getcode(), response.read()
-    except HTTPError as exc:
-        return exc.code, exc.read()
 
 
 class DockerEngine:
@@ -171,7 +160,7 @@ class DockerEngine:
         self.stopped = False
         if not self.module.params["health_url"]:
             return None
-        return probe(get, self.module.params["health_url"], timeout=1.0, deadline=self.module.params["health_timeout"],
+        return probe(http_get, self.module.params["health_url"], timeout=1.0, deadline=self.module.params["health_timeout"],
                      backoff=0.05, backoff_max=0.2)
 
     def start_if_stopped(self):

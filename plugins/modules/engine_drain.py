@@ -117,21 +117,10 @@ health:
   type: dict
 """
 
-from ansible.module_utils.urls import open_url
-from ansible.module_utils.six.moves.urllib.error import HTTPError
-
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._common import EngineOpsModule
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._common import EngineOpsModule, http_get
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._docker import EngineDockerError
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._drain import drain, in_flight
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._health import probe
-
-
-def get(url, timeout):
-    try:
-        response = open_url(url, method="GET", timeout=timeout)
-        return response.getcode(), response.read()
-    except HTTPError as exc:
-        return exc.code, exc.read()
 
 
 def main():
@@ -177,7 +166,7 @@ def main():
     except EngineDockerError as exc:
         module.fail_action("drain" if p["state"] == "drained" else "start", exc, changed=result["changed"])
     if p["wait_healthy"]:
-        result["health"] = probe(get, p["health_url"], deadline=p["health_timeout"])
+        result["health"] = probe(http_get, p["health_url"], deadline=p["health_timeout"])
         if not result["health"]["healthy"]:
             health = result["health"]
             module.fail_action("wait for health", "%s is %s (%s)" % (p["health_url"], health["classification"],

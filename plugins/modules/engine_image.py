@@ -157,24 +157,13 @@ compose_file_updated:
 """
 
 
-from ansible.module_utils.urls import open_url
-from ansible.module_utils.six.moves.urllib.error import HTTPError
-
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._common import EngineOpsModule
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._common import EngineOpsModule, http_get
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._compose import ComposeError, set_service_image
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._docker import EngineDockerError
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._health import probe
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._image_switch import (
     SwitchError, diff, health_url_for, image_record, plan, read_state, record_switch, resolve_target,
     state_path, switch, write_state)
-
-
-def get(url, timeout):
-    try:
-        response = open_url(url, method="GET", timeout=timeout)
-        return response.getcode(), response.read()
-    except HTTPError as exc:
-        return exc.code, exc.read()
 
 
 def compose_update(module, target_ref):
@@ -256,7 +245,7 @@ def main():
         module.exit_json(**result)
 
     def probe_new():
-        return probe(get, health_url, timeout=1.0, deadline=p["health_timeout"], consecutive=p["health_consecutive"],
+        return probe(http_get, health_url, timeout=1.0, deadline=p["health_timeout"], consecutive=p["health_consecutive"],
                      backoff=0.05, backoff_max=0.1)
 
     try:

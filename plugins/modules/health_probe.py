@@ -164,21 +164,9 @@ sampling:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.urls import open_url
-from ansible.module_utils.six.moves.urllib.error import HTTPError
 
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._common import http_get
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._health import probe, sample, TERMINAL
-
-
-def http_getter(validate_certs):
-    def get(url, timeout):
-        try:
-            response = open_url(url, method="GET", timeout=timeout, validate_certs=validate_certs,
-                                headers={"Accept": "application/json"})
-            return response.getcode(), response.read()
-        except HTTPError as exc:  # 503 and friends carry the body we classify
-            return exc.code, exc.read()
-    return get
 
 
 def main():
@@ -208,7 +196,9 @@ def main():
                              "nothing was probed")
     if not p["url"].startswith(("http://", "https://")):
         module.fail_json(msg="health_probe: url %r must start with http:// or https://; nothing was probed" % p["url"])
-    get = http_getter(p["validate_certs"])
+
+    def get(url, timeout):
+        return http_get(url, timeout, p["validate_certs"])
     if p["samples"]:
         module.exit_json(changed=False, sampling=sample(get, p["url"], p["samples"], p["interval"], p["timeout"]))
     result = probe(get, p["url"], timeout=p["timeout"], deadline=p["deadline"], consecutive=p["consecutive"],

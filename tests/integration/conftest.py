@@ -191,6 +191,19 @@ class Engine:
 
 
 @pytest.fixture
+def named(docker_client):
+    """Register container names a module creates (with its -next/-previous companions) for removal."""
+    names = []
+    yield names.append
+    for name in names:
+        for suffix in ("", "-engine_ops-next", "-engine_ops-previous"):
+            try:
+                docker_client.containers.get(name + suffix).remove(force=True)
+            except docker.errors.NotFound:
+                pass
+
+
+@pytest.fixture
 def engines(docker_client, pg_params, prefix):
     """Factory: engines.brain(backend) makes a brain, engines.start(version, brain) runs an Engine on it."""
     created = {"containers": [], "volumes": [], "databases": []}

@@ -5,7 +5,6 @@ import os
 import stat
 import uuid
 
-import docker
 import pytest
 
 from ansible_run import run_module
@@ -21,18 +20,6 @@ CONTRACT_TABLES = (
 @pytest.fixture
 def store(tmp_path):
     return str(tmp_path / "snapshots")
-
-
-@pytest.fixture
-def named(docker_client):
-    names = []
-    yield names.append
-    for name in names:
-        for suffix in ("", "-engine_ops-next", "-engine_ops-previous"):
-            try:
-                docker_client.containers.get(name + suffix).remove(force=True)
-            except docker.errors.NotFound:
-                pass
 
 
 def start(engines, named, prefix, version, brain, env=None):

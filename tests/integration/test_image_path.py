@@ -24,19 +24,6 @@ def state_dir(tmp_path):
     return str(tmp_path / "state")
 
 
-@pytest.fixture
-def named(docker_client, prefix):
-    """Containers the modules create by name; removed whatever happens."""
-    names = []
-    yield names.append
-    for name in names:
-        for suffix in ("", "-engine_ops-next", "-engine_ops-previous"):
-            try:
-                docker_client.containers.get(name + suffix).remove(force=True)
-            except docker.errors.NotFound:
-                pass
-
-
 def start_named(engines, named, version, brain, prefix, **kwargs):
     engine = engines.start(version, brain, **kwargs)
     name = "%s-%s" % (prefix, uuid.uuid4().hex[:6])
