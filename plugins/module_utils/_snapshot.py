@@ -8,6 +8,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import shutil
+import threading
 import time
 from datetime import datetime
 
@@ -27,6 +28,26 @@ def engine_metadata(container, image=None):
     return {"engine_image": ref, "engine_image_id": container.get("Image"), "engine_version": version}
 
 
+def parallel(jobs):
+    """Run {name: (func, *args)} in threads (sqlite3 and hashlib release the GIL); re-raise the first error."""
+    results, errors = {}, []
+
+    def run(name, func, args):
+        try:
+            results[name] = func(*args)
+        except Exception as exc:  # pylint: disable=broad-except
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(name, job[0], job[1:])) for name, job in jobs.items()]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]
+    return results
+
+
 def take_snapshot(backend, store, snapshot_id, metadata, reason=None, pinned=False, key_fingerprint=None,
                   now=time.monotonic, clock=datetime.utcnow):
     store.ensure()
@@ -36,10 +57,14 @@ def take_snapshot(backend, store, snapshot_id, metadata, reason=None, pinned=Fal
     began = now()
     try:
         names, description = backend.snapshot(partial)
-        problems = backend.verify_snapshot(partial)
-        if problems:
-            raise BrainError("the new snapshot failed verification: %s" % "; ".join(problems[:3]))
-        files = file_entries(partial, names)
+        jobs = {"problems": (backend.verify_snapshot, partial), "files": (file_entries, partial, names)}
+        if description is None:
+            jobs["description"] = (backend.describe_snapshot, partial)
+        done = parallel(jobs)  # integrity check, checksums and counts read the same copy: overlap them
+        if done["problems"]:
+            raise BrainError("the new snapshot failed verification: %s" % "; ".join(done["problems"][:3]))
+        files = done["files"]
+        description = description or done["description"]
         manifest = {
             "format": FORMAT, "id": snapshot_id, "engine": store.engine, "created_at": created_at,
             "backend": backend.name, "source": backend.location(),

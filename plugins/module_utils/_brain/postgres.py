@@ -162,6 +162,9 @@ class PostgresBackend:
         os.chmod(target, 0o700)
         return sorted(names), description
 
+    def describe_snapshot(self, snapshot_dir):
+        raise BrainError("a PostgreSQL snapshot is described while it is taken")
+
     def verify_snapshot(self, snapshot_dir):
         try:
             listing = self._run(["pg_restore", "--list", os.path.join(snapshot_dir, DUMP_DIR)], "pg_restore --list")
@@ -193,6 +196,9 @@ class PostgresBackend:
             self.discard(staged)
             raise
         return staged
+
+    def live_name(self):
+        return self.database
 
     def staged_identity(self, staged):
         with self._connect("postgres") as conn:

@@ -116,7 +116,7 @@ class SqliteBackend:
     def snapshot(self, directory):
         """Consistent copy through the online backup API while the Engine keeps writing.
 
-        Returns the file names written and the description of the copy (what the manifest records).
+        Returns the file names written and None: the copy is described by describe_snapshot().
         """
         dest = os.path.join(directory, SNAPSHOT_FILE)
         with connect(self.path) as source:
@@ -132,7 +132,10 @@ class SqliteBackend:
         os.chmod(dest, 0o600)
         with open(dest, "rb") as handle:
             os.fsync(handle.fileno())
-        return [SNAPSHOT_FILE], self.describe(dest)
+        return [SNAPSHOT_FILE], None  # described from the copy, alongside its verification
+
+    def describe_snapshot(self, snapshot_dir):
+        return self.describe(os.path.join(snapshot_dir, SNAPSHOT_FILE))
 
     # -- restore ------------------------------------------------------------------------------------
     def staged_path(self, snapshot_id):
@@ -158,12 +161,15 @@ class SqliteBackend:
         os.rename(partial, staged)
         return staged
 
+    def live_name(self):
+        return self.path
+
     def staged_identity(self, staged):
         try:
             st = os.stat(staged)
         except OSError:
             return None
-        return [st.st_ino, st.st_size, st.st_mtime_ns]
+        return [st.st_dev, st.st_ino]
 
     def discard(self, staged):
         for path in (staged, staged + ".partial"):

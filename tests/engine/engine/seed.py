@@ -4,6 +4,7 @@ Runs inside the Engine image (`python3 -m engine seed ...`) against the same SQL
 DATABASE_URL the Engine uses, applying migrations first exactly as the Engine does at start-up.
 """
 
+import base64
 import json
 import random
 from datetime import datetime, timedelta, timezone
@@ -68,7 +69,7 @@ def seed_rows(episodes, days, chunk_bytes=1024, seed=1, now=None):
         ("read_file", "mcp-files", stamps[0]), ("search", "mcp-search", stamps[0])]
     chunk_stamps = _stamps(rng, episodes * 2, days, now)
     yield "ingestion_chunks", ("source", "chunk", "created_at"), [
-        ("doc-%d" % (i // 8), "".join(rng.choice("abcdefghij ") for dummy in range(chunk_bytes)), chunk_stamps[i])
+        ("doc-%d" % (i // 8), base64.b64encode(rng.randbytes(chunk_bytes * 3 // 4)).decode(), chunk_stamps[i])
         for i in range(episodes * 2)]
 
 
