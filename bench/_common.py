@@ -2,7 +2,6 @@
 
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -77,13 +76,3 @@ def timed(func, *args, **kwargs):
 
 def sh(cmd, **kwargs):
     return subprocess.run(cmd, shell=isinstance(cmd, str), check=True, capture_output=True, text=True, **kwargs)
-
-
-def peak_rss_of(cmd):
-    """(seconds, peak RSS MiB) of a command run as a child."""
-    wrapper = ("import resource, subprocess, sys, time; t = time.monotonic(); subprocess.run(sys.argv[1:], "
-               "check=True, capture_output=True); print(time.monotonic() - t, "
-               "resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
-    out = subprocess.run([sys.executable, "-c", wrapper] + cmd, capture_output=True, text=True, check=True).stdout
-    seconds, rss = out.split()
-    return float(seconds), int(rss) / 1024.0

@@ -23,7 +23,7 @@ import time
 import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import REPO, Downtime, ansible_module, module_process, peak_rss_of, sh, timed  # noqa: E402
+from _common import REPO, Downtime, ansible_module, module_process, sh, timed  # noqa: E402
 
 CACHE = os.path.join(os.path.expanduser("~"), ".cache", "engine_ops", "bench")
 EPISODES_PER_MB = 220  # measured: 50,000 episodes of the seed generator make a 229 MB brain

@@ -21,13 +21,11 @@ import tempfile
 import time
 import uuid
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _common import Downtime, ansible_module, sh  # noqa: E402
+
 HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(HERE)
 PORT = 18911
-
-
-def sh(cmd, **kwargs):
-    return subprocess.run(cmd, shell=isinstance(cmd, str), check=True, capture_output=True, text=True, **kwargs)
 
 
 def run_args(name, volume, image):
@@ -62,19 +60,8 @@ def rollback_manual(name, volume):
 
 
 def rollback_module(name, state_dir):
-    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"))
-    args = {"container": name, "version": "2.3.1", "health_url": "http://127.0.0.1:%d/health" % PORT,
-            "state_dir": state_dir}
-    sh(["ansible", "localhost", "-m", "engine_ops.lifecycle.engine_image", "-a", json.dumps(args)], env=env)
-
-
-def downtime(samples):
-    """Seconds from the first failed answer to the first healthy answer after it."""
-    first_bad = next((t for t, ok in samples if not ok), None)
-    if first_bad is None:
-        return 0.0
-    back = next((t for t, ok in samples if ok and t > first_bad), None)
-    return (back - first_bad) if back else float("nan")
+    ansible_module("engine_image", {"container": name, "version": "2.3.1", "state_dir": state_dir,
+                                    "health_url": "http://127.0.0.1:%d/health" % PORT})
 
 
 def one_round(method, workdir):
@@ -83,25 +70,17 @@ def one_round(method, workdir):
     sh(run_args(name, volume, "engine:2.3.2"))
     try:
         wait_healthy()
-        probe_out = os.path.join(workdir, name + ".probe")
-        prober = subprocess.Popen([sys.executable, os.path.join(HERE, "_prober.py"),
-                                   "http://127.0.0.1:%d/health" % PORT, probe_out])
-        time.sleep(0.3)
-        began = time.monotonic()
-        if method == "module":
-            rollback_module(name, os.path.join(workdir, "state"))
-        else:
-            rollback_manual(name, volume)
-        wall = time.monotonic() - began
-        time.sleep(0.3)
-        open(probe_out + ".stop", "w").close()
-        prober.wait(10)
-        with open(probe_out, encoding="utf-8") as handle:
-            samples = [(float(t), ok == "1") for t, ok in (line.split() for line in handle if line.strip())]
+        with Downtime("http://127.0.0.1:%d/health" % PORT, workdir) as probe:
+            began = time.monotonic()
+            if method == "module":
+                rollback_module(name, os.path.join(workdir, "state"))
+            else:
+                rollback_manual(name, volume)
+            wall = time.monotonic() - began
         image = sh(["docker", "inspect", "-f", "{{.Config.Image}}", name]).stdout.strip()
         if image != "engine:2.3.1":
             raise SystemExit("bench: %s left the Engine on %s" % (method, image))
-        return {"method": method, "wall_seconds": round(wall, 3), "downtime_seconds": round(downtime(samples), 3)}
+        return {"method": method, "wall_seconds": round(wall, 3), "downtime_seconds": round(probe.seconds, 3)}
     finally:
         subprocess.run(["docker", "rm", "-f", name], capture_output=True, check=False)
         subprocess.run(["docker", "volume", "rm", "-f", volume], capture_output=True, check=False)

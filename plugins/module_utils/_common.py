@@ -11,8 +11,7 @@ from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible.module_utils.six.moves.urllib.error import HTTPError
 from ansible.module_utils.urls import open_url
 
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._docker import (
-    DOCKER_IMPORT_ERROR, HAS_DOCKER, EngineDocker, EngineDockerError)
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._errors import EngineDockerError
 
 DOCKER_OPTIONS = dict(
     docker_host=dict(type="str", aliases=["docker_url"]),
@@ -50,13 +49,16 @@ class EngineOpsModule(AnsibleModule):
         spec.update(argument_spec)
         super(EngineOpsModule, self).__init__(argument_spec=spec, **kwargs)
         self.action = self._name.split(".")[-1]
-        if needs_docker and not HAS_DOCKER:
-            self.fail_json(msg=missing_required_lib("docker"), exception=DOCKER_IMPORT_ERROR)
         self._docker = None
 
     @property
     def docker(self):
+        """The Docker client, connected on first use (the SDK is imported only by modules that need it)."""
         if self._docker is None:
+            from ansible_collections.engine_ops.lifecycle.plugins.module_utils import _docker
+            if not _docker.HAS_DOCKER:
+                self.fail_json(msg=missing_required_lib("docker"), exception=_docker.DOCKER_IMPORT_ERROR)
+            EngineDocker = _docker.EngineDocker
             try:
                 self._docker = EngineDocker.connect(self.params["docker_host"], self.params["docker_timeout"])
             except EngineDockerError as exc:

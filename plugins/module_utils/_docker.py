@@ -25,12 +25,10 @@ except ImportError:
     HAS_DOCKER = False
     DOCKER_IMPORT_ERROR = traceback.format_exc()
 
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._errors import EngineDockerError
+
 COMPOSE_PROJECT = "com.docker.compose.project"
 COMPOSE_SERVICE = "com.docker.compose.service"
-
-
-class EngineDockerError(Exception):
-    """A Docker operation failed; the message says which and why."""
 
 
 class EngineDocker:

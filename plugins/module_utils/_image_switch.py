@@ -21,7 +21,7 @@ import time
 from datetime import datetime
 
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._container_spec import recreate_spec, settings_view
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._docker import EngineDockerError
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._errors import EngineDockerError
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._drain import drain
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._version import TargetError, split_reference, target_reference
 

@@ -7,6 +7,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import os
 import shutil
 import threading
 import time
@@ -26,6 +27,12 @@ def engine_metadata(container, image=None):
     if not version and ref and ":" in ref.rsplit("/", 1)[-1]:
         version = ref.rsplit(":", 1)[-1]
     return {"engine_image": ref, "engine_image_id": container.get("Image"), "engine_version": version}
+
+
+def fsync_files(directory, names):
+    for name in names:
+        with open(os.path.join(directory, name), "rb") as handle:
+            os.fsync(handle.fileno())
 
 
 def parallel(jobs):
@@ -57,7 +64,8 @@ def take_snapshot(backend, store, snapshot_id, metadata, reason=None, pinned=Fal
     began = now()
     try:
         names, description = backend.snapshot(partial)
-        jobs = {"problems": (backend.verify_snapshot, partial), "files": (file_entries, partial, names)}
+        jobs = {"problems": (backend.verify_snapshot, partial), "files": (file_entries, partial, names),
+                "durable": (fsync_files, partial, names)}
         if description is None:
             jobs["description"] = (backend.describe_snapshot, partial)
         done = parallel(jobs)  # integrity check, checksums and counts read the same copy: overlap them

@@ -124,7 +124,7 @@ from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.base i
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.locate import containers_using
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.select import BRAIN_OPTIONS, make_backend
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._common import EngineOpsModule, http_get
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._docker import EngineDockerError
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._errors import EngineDockerError
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._drain import drain
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._health import probe
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._restore import (

@@ -115,7 +115,7 @@ from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.base i
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.locate import container_env
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.select import BRAIN_OPTIONS, make_backend
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._common import EngineOpsModule
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._docker import EngineDockerError
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._errors import EngineDockerError
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._snapshot import engine_metadata, take_snapshot
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._snapshot_store import (
     SnapshotStore, StoreError, check_name, key_fingerprint, new_id, retention_victims)

@@ -118,7 +118,7 @@ health:
 """
 
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._common import EngineOpsModule, http_get
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._docker import EngineDockerError
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._errors import EngineDockerError
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._drain import drain, in_flight
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._health import probe
 

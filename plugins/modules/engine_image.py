@@ -159,7 +159,7 @@ compose_file_updated:
 
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._common import EngineOpsModule, http_get
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._compose import ComposeError, set_service_image
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._docker import EngineDockerError
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._errors import EngineDockerError
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._health import probe
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._image_switch import (
     SwitchError, diff, health_url_for, image_record, plan, read_state, record_switch, resolve_target,

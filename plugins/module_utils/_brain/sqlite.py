@@ -130,9 +130,7 @@ class SqliteBackend:
         with connect(dest, readonly=False) as conn:
             conn.execute("PRAGMA journal_mode=DELETE")  # a snapshot is one self-contained file
         os.chmod(dest, 0o600)
-        with open(dest, "rb") as handle:
-            os.fsync(handle.fileno())
-        return [SNAPSHOT_FILE], None  # described from the copy, alongside its verification
+        return [SNAPSHOT_FILE], None  # described (and made durable) alongside its verification
 
     def describe_snapshot(self, snapshot_dir):
         return self.describe(os.path.join(snapshot_dir, SNAPSHOT_FILE))
