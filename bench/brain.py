@@ -176,7 +176,7 @@ def postgres(size_mb, rounds, work):
     community = {"name": db, "login_host": p["host"], "login_port": p["port"], "login_user": p["user"],
                  "login_password": p["password"]}
     result = {"ours_snapshot": [], "community_dump": [], "snapshot_rss": [], "data_rollback": [],
-              "community_restore": []}
+              "community_restore": [], "image_only": []}
     for index in range(rounds):
         seconds, rss, dummy = module_process("brain_snapshot", dict(conn, engine="bench-pg", store=store + str(index)))
         result["ours_snapshot"].append(seconds)
@@ -189,7 +189,14 @@ def postgres(size_mb, rounds, work):
     try:
         url_health = engine_on_pg(url, name)
         snap = ansible_module("brain_snapshot", dict(conn, container=name, store=store))["snapshot"]
+        state = os.path.join(work, "pgstate")
         for dummy in range(rounds):
+            with Downtime(url_health, work) as probe:
+                ansible_module("engine_image", {"container": name, "version": "2.3.1", "health_url": url_health,
+                                                "state_dir": state})
+            result["image_only"].append(probe.seconds)
+            ansible_module("engine_image", {"container": name, "version": "2.3.2", "health_url": url_health,
+                                            "state_dir": state})
             bad_window()
             with Downtime(url_health, work) as probe:
                 restored = ansible_module("brain_restore", dict(conn, container=name, store=store, id=snap["id"],
@@ -213,6 +220,7 @@ def postgres(size_mb, rounds, work):
     report["size_bytes"] = size
     report["ratio_snapshot_vs_community_dump"] = round(report["ours_snapshot"] / report["community_dump"], 3)
     report["ratio_downtime_vs_community_restore"] = round(report["data_rollback"] / report["community_restore"], 3)
+    report["data_minus_image_seconds"] = round(report["data_rollback"] - report["image_only"], 3)
     return report
 
 
@@ -236,6 +244,7 @@ def main(argv=None):
     parser.add_argument("--pg-size", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--skip-pg", action="store_true")
+    parser.add_argument("--skip-sqlite", action="store_true")
     parser.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results"))
     args = parser.parse_args(argv)
     work = os.path.join("/var/tmp", "engine_ops-bench-%s" % uuid.uuid4().hex[:6])
@@ -243,7 +252,7 @@ def main(argv=None):
     report = {"measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "rounds": args.rounds,
               "sqlite": {}, "postgres": None}
     try:
-        for size in (int(s) for s in args.sizes.split(",")):
+        for size in ([] if args.skip_sqlite else [int(s) for s in args.sizes.split(",")]):
             report["sqlite"]["%dMB" % size] = {"snapshot": sqlite_snapshot(size, args.rounds, work),
                                                "downtime": sqlite_downtime(size, args.rounds, work)}
             print(json.dumps({"%dMB" % size: report["sqlite"]["%dMB" % size]}, indent=2), flush=True)

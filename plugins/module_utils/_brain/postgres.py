@@ -9,6 +9,7 @@ __metaclass__ = type
 
 import os
 import re
+import threading
 import traceback
 
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.base import BrainError, fingerprint
@@ -41,6 +42,7 @@ class PostgresBackend:
             raise BrainError("name the brain database (pg_database or pg_dsn)")
         self.host, self.port, self.user, self.password, self.database = host, int(port), user, password, database
         self.jobs, self.run = max(1, int(jobs)), run
+        self._structure_cache = None
 
     @classmethod
     def from_params(cls, params, run=None, container_url=None):
@@ -97,7 +99,8 @@ class PostgresBackend:
 
     # -- describing -------------------------------------------------------------------------------
     @staticmethod
-    def _describe_conn(conn):
+    def _structure(conn):
+        """Schema, single-column primary keys and index definitions (catalog reads only, no table scans)."""
         rows = conn.execute("SELECT c.table_name, c.column_name, c.data_type FROM information_schema.columns c "
                             "JOIN information_schema.tables t ON t.table_schema = c.table_schema "
                             "AND t.table_name = c.table_name AND t.table_type = 'BASE TABLE' "
@@ -112,6 +115,11 @@ class PostgresBackend:
             "AND tc.table_schema = 'public' GROUP BY tc.table_name HAVING count(*) = 1").fetchall())
         indexes = sorted(r[0] for r in conn.execute(
             "SELECT indexdef FROM pg_indexes WHERE schemaname = 'public'").fetchall())
+        return schema, dict((t, k) for t, k in keys.items() if t in schema), indexes
+
+    @classmethod
+    def _describe_conn(cls, conn):
+        schema, keys, indexes = cls._structure(conn)
         tables = {}
         for table, columns in schema.items():
             ident = sql.Identifier(table)
@@ -126,7 +134,7 @@ class PostgresBackend:
                 info["max_created_at"] = value.isoformat() if hasattr(value, "isoformat") else value
             tables[table] = info
         return {"schema": schema, "fingerprint": fingerprint({"tables": schema, "indexes": indexes}),
-                "tables": tables, "keys": dict((t, k) for t, k in keys.items() if t in schema)}
+                "tables": tables, "keys": keys}
 
     def describe(self, database=None):
         with self._connect(database) as conn:
@@ -142,16 +150,36 @@ class PostgresBackend:
         """pg_dump -Fd -j from an exported snapshot; counts and keys read in that same snapshot."""
         target = os.path.join(directory, DUMP_DIR)
         conn = self._connect(autocommit=False)
+        described = {}
+
+        def describe_in_snapshot(snapshot_id):
+            """Counts and high-water marks of exactly what pg_dump sees, read while it runs."""
+            try:
+                with self._connect(autocommit=False) as other:
+                    other.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                    other.execute("SET TRANSACTION SNAPSHOT %s" % sql.quote(snapshot_id))
+                    described["value"] = self._describe_conn(other)
+                    other.rollback()
+            except Exception as exc:  # pylint: disable=broad-except
+                described["error"] = exc
+
         try:
             conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             exported = conn.execute("SELECT pg_export_snapshot()").fetchone()[0]
-            description = self._describe_conn(conn)
-            self._run(["pg_dump", "--format=directory", "--jobs=%d" % self.jobs, "--compress=0",
-                       "--snapshot=%s" % exported, "--file=%s" % target, "--dbname=%s" % self.database],
-                      "pg_dump of %s" % self.database)
+            worker = threading.Thread(target=describe_in_snapshot, args=(exported,))
+            worker.start()
+            try:
+                self._run(["pg_dump", "--format=directory", "--jobs=%d" % self.jobs, "--compress=0",
+                           "--snapshot=%s" % exported, "--file=%s" % target, "--dbname=%s" % self.database],
+                          "pg_dump of %s" % self.database)
+            finally:
+                worker.join()
         finally:
             conn.rollback()
             conn.close()
+        if "error" in described:
+            raise BrainError("reading row counts in the dump's snapshot failed: %s" % described["error"])
+        description = described["value"]
         description.pop("keys")
         names = []
         for root, dummy, files in os.walk(target):
@@ -195,7 +223,18 @@ class PostgresBackend:
         except BrainError:
             self.discard(staged)
             raise
+        self._checkpoint()
         return staged
+
+    def _checkpoint(self):
+        """Write the restored pages out now, while the Engine serves, not during the swap's downtime."""
+        try:
+            with self._connect("postgres") as conn:
+                conn.execute("CHECKPOINT")
+        except BrainError:
+            pass
+        except psycopg.Error:
+            pass  # needs superuser or pg_checkpoint; without it the server checkpoints on its own schedule
 
     def live_name(self):
         return self.database
@@ -219,13 +258,18 @@ class PostgresBackend:
     def export(self, export, marks, after_keys=None):
         high = {}
         with self._connect(autocommit=False) as conn:
-            description = self._describe_conn(conn)
-            for table, columns in sorted(description["schema"].items()):
-                key = description["keys"].get(table)
+            if after_keys is None or self._structure_cache is None:
+                self._structure_cache = self._structure(conn)  # the second phase (downtime) reuses it
+            schema, keys, dummy = self._structure_cache
+            for table, columns in sorted(schema.items()):
+                key = keys.get(table)
                 key = key if columns.get(key) in INTEGER_TYPES else None
                 mark = marks.get(table) or {}
                 ident = sql.Identifier(table)
-                high[table] = description["tables"][table]["max_key"]
+                high[table] = conn.execute(sql.SQL("SELECT max({}) FROM {}").format(
+                    sql.Identifier(key), ident)).fetchone()[0] if key else None
+                if after_keys is not None and key and (high[table] or 0) <= (after_keys.get(table) or 0):
+                    continue  # nothing new since the first phase
                 select = sql.SQL("SELECT * FROM {}").format(ident)
                 if after_keys is not None and key:
                     query, args = sql.SQL("{} WHERE {} > %s").format(select, sql.Identifier(key)), (
