@@ -221,6 +221,9 @@ def postgres(size_mb, rounds, work):
     report["ratio_snapshot_vs_community_dump"] = round(report["ours_snapshot"] / report["community_dump"], 3)
     report["ratio_downtime_vs_community_restore"] = round(report["data_rollback"] / report["community_restore"], 3)
     report["data_minus_image_seconds"] = round(report["data_rollback"] - report["image_only"], 3)
+    # What the brain adds to the downtime, beyond the drain and start-up any rollback pays.
+    report["ratio_brain_part_vs_community"] = round(
+        report["data_minus_image_seconds"] / (report["community_restore"] - report["image_only"]), 3)
     return report
 
 
