@@ -91,6 +91,14 @@ def engine_on(brain_dir, version, name):
     raise SystemExit("bench: Engine %s never became healthy" % name)
 
 
+def image_only_downtime(name, url, state, work):
+    """Downtime of an image-only rollback (2.3.2 -> 2.3.1) of the same Engine; then back to 2.3.2."""
+    with Downtime(url, work) as probe:
+        ansible_module("engine_image", {"container": name, "version": "2.3.1", "health_url": url, "state_dir": state})
+    ansible_module("engine_image", {"container": name, "version": "2.3.2", "health_url": url, "state_dir": state})
+    return probe.seconds
+
+
 def bad_window(count=3):
     for n in range(count):
         sh(["curl", "-fsS", "-m", "10", "-X", "POST", "http://127.0.0.1:%d/execute" % PORT, "-d",
@@ -110,12 +118,7 @@ def sqlite_downtime(size_mb, rounds, work):
         snap = ansible_module("brain_snapshot", {"container": name, "store": store})["snapshot"]
         snap_file = os.path.join(store, name, snap["id"], "brain.sqlite")
         for dummy in range(rounds):
-            with Downtime(url, work) as probe:
-                ansible_module("engine_image", {"container": name, "version": "2.3.1", "health_url": url,
-                                                "state_dir": state})
-            result["image_only"].append(probe.seconds)
-            ansible_module("engine_image", {"container": name, "version": "2.3.2", "health_url": url,
-                                            "state_dir": state})
+            result["image_only"].append(image_only_downtime(name, url, state, work))
             bad_window()
             with Downtime(url, work) as probe:
                 restored = ansible_module("brain_restore", {"container": name, "store": store, "id": snap["id"],
@@ -191,12 +194,7 @@ def postgres(size_mb, rounds, work):
         snap = ansible_module("brain_snapshot", dict(conn, container=name, store=store))["snapshot"]
         state = os.path.join(work, "pgstate")
         for dummy in range(rounds):
-            with Downtime(url_health, work) as probe:
-                ansible_module("engine_image", {"container": name, "version": "2.3.1", "health_url": url_health,
-                                                "state_dir": state})
-            result["image_only"].append(probe.seconds)
-            ansible_module("engine_image", {"container": name, "version": "2.3.2", "health_url": url_health,
-                                            "state_dir": state})
+            result["image_only"].append(image_only_downtime(name, url_health, state, work))
             bad_window()
             with Downtime(url_health, work) as probe:
                 restored = ansible_module("brain_restore", dict(conn, container=name, store=store, id=snap["id"],
