@@ -90,6 +90,10 @@ def sanity():
 
 
 def lint():
+    # ansible-lint installs this collection into ~/.ansible/collections once and then prefers that copy;
+    # a stale copy from an older checkout would hide new roles, so it is removed before each run.
+    shutil.rmtree(os.path.expanduser("~/.ansible/collections/ansible_collections/engine_ops/lifecycle"),
+                  ignore_errors=True)
     env = dict(os.environ, NO_COLOR="1")
     rc, output = run(["ansible-lint", "--profile", "production", "--offline", "--nocolor"], env=env,
                      log_name="lint.log")
