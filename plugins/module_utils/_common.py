@@ -8,8 +8,6 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-from ansible.module_utils.six.moves.urllib.error import HTTPError
-from ansible.module_utils.urls import open_url
 
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._errors import EngineDockerError
 
@@ -26,6 +24,9 @@ ENGINE_OPTIONS = dict(
 
 def http_get(url, timeout, validate_certs=True):
     """(status, body) of a GET; an HTTP error status is an answer too (503 carries the body to classify)."""
+    # Imported here: ansible's urls module costs ~50 ms per module start, and brain modules seldom need it.
+    from ansible.module_utils.six.moves.urllib.error import HTTPError
+    from ansible.module_utils.urls import open_url
     try:
         response = open_url(url, method="GET", timeout=timeout, validate_certs=validate_certs,
                             headers={"Accept": "application/json"})
