@@ -9,7 +9,10 @@ __metaclass__ = type
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.base import BrainError
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.select import BRAIN_OPTIONS, make_backend
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._errors import EngineDockerError
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._snapshot_store import SnapshotStore, StoreError
 
 DOCKER_OPTIONS = dict(
     docker_host=dict(type="str", aliases=["docker_url"]),
@@ -38,10 +41,8 @@ def http_get(url, timeout, validate_certs=True):
 class EngineOpsModule(AnsibleModule):
     """AnsibleModule with the collection's common options merged in and one way to fail."""
 
-    def __init__(self, argument_spec, engine="required", needs_docker=True, **kwargs):
-        spec = {}
-        if needs_docker:
-            spec.update(DOCKER_OPTIONS)
+    def __init__(self, argument_spec, engine="required", **kwargs):
+        spec = dict(DOCKER_OPTIONS)
         if engine:
             spec.update(ENGINE_OPTIONS)
             if engine == "required":
@@ -90,3 +91,27 @@ class EngineOpsModule(AnsibleModule):
         """Fail naming the action and the cause, and saying whether anything was changed."""
         tail = "" if changed else "; nothing was changed"
         self.fail_json(msg="%s: %s: %s%s" % (self.action, action, cause, tail), changed=changed, **result)
+
+
+class BrainModule(EngineOpsModule):
+    """The brain modules' wrapper: brain options, an optional Engine, its store name, store and backend."""
+
+    def __init__(self, argument_spec, **kwargs):
+        spec = dict(BRAIN_OPTIONS)
+        spec.update(argument_spec)
+        kwargs.setdefault("required_one_of", []).append(("engine", "container", "compose_project"))
+        super(BrainModule, self).__init__(argument_spec=spec, engine="optional", supports_check_mode=True, **kwargs)
+        self.container = self.find_engine() if self.engine_given() else None
+        self.engine_name = self.params["engine"] or self.container["Name"].lstrip("/")
+
+    def store(self):
+        try:
+            return SnapshotStore(self.params["store"], self.engine_name)
+        except StoreError as exc:
+            self.fail_action("check options", exc)
+
+    def backend(self):
+        try:
+            return make_backend(self.params, self.container, run=self.runner())
+        except BrainError as exc:
+            self.fail_action("find the brain", exc)

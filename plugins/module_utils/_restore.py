@@ -46,14 +46,8 @@ def marks_of(manifest):
     return manifest.get("tables") or {}
 
 
-def brain_matches(description, manifest):
-    """Same schema and, per table, the same rows, highest key and newest created_at."""
-    if description["fingerprint"] != manifest["schema_fingerprint"]:
-        return False
-    return description["tables"] == marks_of(manifest)
-
-
 def mismatch(description, manifest):
+    """How a brain differs from a snapshot: schema, and per table rows, highest key, newest created_at."""
     problems = []
     if description["fingerprint"] != manifest["schema_fingerprint"]:
         problems.append("schema fingerprint %s != %s" % (description["fingerprint"], manifest["schema_fingerprint"]))
@@ -63,6 +57,10 @@ def mismatch(description, manifest):
         if got != want:
             problems.append("%s: %s != %s" % (table, got, want))
     return problems
+
+
+def brain_matches(description, manifest):
+    return not mismatch(description, manifest)
 
 
 def age_seconds(manifest, now=None):
@@ -201,25 +199,6 @@ def swap(backend, manifest, snapshot_dir, record, engine, stamp, now=time.monoto
     result["verified"] = True
     result["health"] = _timed(timings, now, "start_engine", engine.start)
     return result
-
-
-class NoEngine:
-    """Engine control when the module was not asked to stop and start the Engine."""
-
-    def __init__(self, users=None):
-        self._users = users or (lambda: [])
-
-    def stop(self):
-        return None
-
-    def start(self):
-        return None
-
-    def start_if_stopped(self):
-        return None
-
-    def in_use(self):
-        return self._users()
 
 
 def export_dir_for(snapshot_dir, stamp):

@@ -13,7 +13,7 @@ import threading
 import time
 from datetime import datetime
 
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.base import BrainError
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.base import BrainError, fsync_path
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._snapshot_store import FORMAT, file_entries
 
 
@@ -31,8 +31,7 @@ def engine_metadata(container, image=None):
 
 def fsync_files(directory, names):
     for name in names:
-        with open(os.path.join(directory, name), "rb") as handle:
-            os.fsync(handle.fileno())
+        fsync_path(os.path.join(directory, name))
 
 
 def parallel(jobs):

@@ -24,6 +24,8 @@ import re
 import shutil
 from datetime import datetime
 
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.base import fsync_path
+
 MANIFEST = "manifest.json"
 MANIFEST_SUM = MANIFEST + ".sha256"
 TARGET_MARKER = "ROLLBACK_TARGET"
@@ -63,14 +65,6 @@ def sha256_file(path, chunk=1 << 20):
                 break
             digest.update(block)
     return digest.hexdigest()
-
-
-def fsync_path(path):
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def key_fingerprint(secret):

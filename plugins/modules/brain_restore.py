@@ -122,15 +122,14 @@ import time
 
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.base import BrainError
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.locate import containers_using
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.select import BRAIN_OPTIONS, make_backend
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._common import EngineOpsModule, http_get
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._common import BrainModule, http_get
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._errors import EngineDockerError
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._drain import drain
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._health import probe
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._restore import (
     RestoreError, brain_matches, export_dir_for, load_stage, plan, preflight, stage, swap)
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._snapshot_store import (
-    SnapshotStore, StoreError, check_name)
+    StoreError, check_name)
 
 
 class DockerEngine:
@@ -172,22 +171,15 @@ class DockerEngine:
 
 
 def main():
-    spec = dict(BRAIN_OPTIONS)
-    spec.update(id=dict(type="str"), undo=dict(type="str"), drain_timeout=dict(type="int", default=30),
+    spec = dict(id=dict(type="str"), undo=dict(type="str"), drain_timeout=dict(type="int", default=30),
                 health_url=dict(type="str"), health_timeout=dict(type="float", default=60),
                 phase=dict(type="str", choices=["all", "stage", "swap"], default="all"),
                 start_engine=dict(type="bool", default=True))
-    module = EngineOpsModule(argument_spec=spec, engine="optional", mutually_exclusive=[("id", "undo")],
-                             required_one_of=[("engine", "container", "compose_project")], supports_check_mode=True)
+    module = BrainModule(argument_spec=spec, mutually_exclusive=[("id", "undo")])
     p = module.params
-    container = module.find_engine() if module.engine_given() else None
-    engine_name = p["engine"] or container["Name"].lstrip("/")
+    container, engine_name = module.container, module.engine_name
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    try:
-        store = SnapshotStore(p["store"], engine_name)
-        backend = make_backend(p, container, run=module.runner())
-    except (StoreError, BrainError) as exc:
-        module.fail_action("find the brain", exc)
+    store, backend = module.store(), module.backend()
     engine = DockerEngine(module, container, backend)
 
     if p["undo"]:

@@ -113,17 +113,15 @@ removed:
 
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.base import BrainError
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.locate import container_env
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.select import BRAIN_OPTIONS, make_backend
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._common import EngineOpsModule
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._common import BrainModule
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._errors import EngineDockerError
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._snapshot import engine_metadata, take_snapshot
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._snapshot_store import (
-    SnapshotStore, StoreError, check_name, key_fingerprint, new_id, retention_victims)
+    StoreError, check_name, key_fingerprint, new_id, retention_victims)
 
 
 def main():
-    spec = dict(BRAIN_OPTIONS)
-    spec.update(
+    spec = dict(
         state=dict(type="str", choices=["present", "absent"], default="present"),
         id=dict(type="str"),
         reason=dict(type="str"),
@@ -133,13 +131,10 @@ def main():
         force=dict(type="bool", default=False),
         encryption_key=dict(type="str", no_log=True),
     )
-    module = EngineOpsModule(argument_spec=spec, engine="optional", required_if=[("state", "absent", ("id",))],
-                             required_one_of=[("engine", "container", "compose_project")], supports_check_mode=True)
+    module = BrainModule(argument_spec=spec, required_if=[("state", "absent", ("id",))])
     p = module.params
-    container = module.find_engine() if module.engine_given() else None
-    engine_name = p["engine"] or container["Name"].lstrip("/")
+    container, engine_name, store = module.container, module.engine_name, module.store()
     try:
-        store = SnapshotStore(p["store"], engine_name)
         snapshot_id = check_name("snapshot id", p["id"]) if p["id"] else new_id()
     except StoreError as exc:
         module.fail_action("check options", exc)
@@ -166,8 +161,8 @@ def main():
             module.exit_json(changed=False, snapshot=store.load(snapshot_id, verify_files=True), removed=[])
         except StoreError as exc:
             module.fail_action("check existing snapshot %s" % snapshot_id, exc)
+    backend = module.backend()
     try:
-        backend = make_backend(p, container, run=module.runner())
         if not backend.exists():
             raise BrainError("the brain %s does not exist" % backend.location())
     except BrainError as exc:

@@ -76,24 +76,19 @@ live:
 """
 
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.base import BrainError
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.select import BRAIN_OPTIONS, make_backend
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._common import EngineOpsModule
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._common import BrainModule
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._restore import age_seconds
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._snapshot_store import (
-    SnapshotStore, StoreError, check_name, schema_diff)
+    StoreError, check_name, schema_diff)
 
 
 def main():
-    spec = dict(BRAIN_OPTIONS)
-    spec.update(id=dict(type="str"), verify=dict(type="bool", default=False),
+    spec = dict(id=dict(type="str"), verify=dict(type="bool", default=False),
                 compare_live=dict(type="bool", default=False))
-    module = EngineOpsModule(argument_spec=spec, engine="optional",
-                             required_one_of=[("engine", "container", "compose_project")], supports_check_mode=True)
+    module = BrainModule(argument_spec=spec)
     p = module.params
-    container = module.find_engine() if module.engine_given() else None
-    engine_name = p["engine"] or container["Name"].lstrip("/")
+    store = module.store()
     try:
-        store = SnapshotStore(p["store"], engine_name)
         if p["id"]:
             check_name("snapshot id", p["id"])
     except StoreError as exc:
@@ -101,8 +96,9 @@ def main():
     result = {"changed": False, "rollback_target": store.rollback_target()}
     live = None
     if p["compare_live"]:
+        backend = module.backend()
         try:
-            live = make_backend(p, container, run=module.runner()).describe()
+            live = backend.describe()
         except BrainError as exc:
             module.fail_action("describe the live brain", exc)
         result["live"] = {"fingerprint": live["fingerprint"],

@@ -12,7 +12,7 @@ import shutil
 import sqlite3
 from contextlib import contextmanager
 
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.base import BrainError, fingerprint
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.base import BrainError, fingerprint, fsync_path
 
 SNAPSHOT_FILE = "brain.sqlite"
 SIDECARS = ("-wal", "-shm")
@@ -177,8 +177,7 @@ class SqliteBackend:
         st = os.stat(self.path)
         os.chown(partial, st.st_uid, st.st_gid)
         os.chmod(partial, st.st_mode & 0o777)
-        with open(partial, "rb") as handle:
-            os.fsync(handle.fileno())
+        fsync_path(partial)
         os.rename(partial, staged)
         return staged
 
@@ -259,11 +258,7 @@ class SqliteBackend:
         os.rename(source, self.path)
         if os.path.exists(source + "-wal"):
             os.rename(source + "-wal", self.path + "-wal")
-        fd = os.open(os.path.dirname(self.path) or ".", os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        fsync_path(os.path.dirname(self.path) or ".")
         return set_aside_as
 
     def swap(self, staged, stamp):
