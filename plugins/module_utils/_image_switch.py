@@ -16,12 +16,12 @@ __metaclass__ = type
 
 import json
 import os
-import tempfile
 import time
 from datetime import datetime
 
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._container_spec import recreate_spec, settings_view
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._errors import EngineDockerError
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._files import write_atomic
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._drain import drain
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._version import TargetError, split_reference, target_reference
 
@@ -59,14 +59,7 @@ def read_state(path):
 
 
 def write_state(path, state):
-    directory = os.path.dirname(path)
-    if not os.path.isdir(directory):
-        os.makedirs(directory, 0o700)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".state-")
-    with os.fdopen(fd, "w") as handle:
-        json.dump(state, handle, indent=2, sort_keys=True)
-    os.chmod(tmp, 0o600)
-    os.rename(tmp, path)
+    write_atomic(path, json.dumps(state, indent=2, sort_keys=True))
 
 
 # -- resolving --------------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ import time
 from datetime import datetime
 
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.base import BrainError, JsonlExport
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._files import write_atomic
 
 STAGE_BYTES_PER_SECOND = 300 * 1024 * 1024  # conservative copy rate used for the estimate only
 
@@ -108,6 +109,7 @@ def preflight(backend, manifest, snapshot_dir, engine_name):
 
 
 STAGE_RECORD = "staged.json"
+SWAP_RECORD = "swapped.json"
 
 
 def _timed(timings, now, name, func, *args):
@@ -160,6 +162,14 @@ def load_stage(backend, manifest, snapshot_dir):
     return record
 
 
+def existing_stage(backend, manifest, snapshot_dir):
+    """The stage record of an earlier, interrupted run when its staged copy is intact, else None."""
+    try:
+        return load_stage(backend, manifest, snapshot_dir)
+    except (RestoreError, BrainError, OSError, KeyError):
+        return None
+
+
 def swap(backend, manifest, snapshot_dir, record, engine, stamp, now=time.monotonic):
     """Phase 2: stop the Engine (when managed), export what came since, swap, verify, start."""
     timings = dict(record.get("timings") or {})
@@ -197,8 +207,27 @@ def swap(backend, manifest, snapshot_dir, record, engine, stamp, now=time.monoto
         raise RestoreError("the restored brain did not verify (%s); the replaced brain was put back and the failed "
                            "one kept as %s" % ("; ".join(problems[:3]), failed), changed=True, result=result)
     result["verified"] = True
+    swap_record = dict((k, result[k]) for k in ("aside", "export_dir", "exported", "exported_total",
+                                                "exported_whole_tables"))
+    swap_record.update(identity=identity, snapshot=manifest["id"], swapped_at=stamp)
+    write_atomic(os.path.join(snapshot_dir, SWAP_RECORD), json.dumps(swap_record, sort_keys=True))
     result["health"] = _timed(timings, now, "start_engine", engine.start)
     return result
+
+
+def already_restored(backend, snapshot_dir):
+    """The swap record when the live brain *is* the copy of this snapshot swapped in earlier, else None.
+
+    That holds until the brain is swapped again (undo, or another restore), however much the Engine wrote to it
+    since, so a re-run after an interrupted rollback never restores the same snapshot over it a second time.
+    """
+    try:
+        with open(os.path.join(snapshot_dir, SWAP_RECORD)) as handle:
+            record = json.load(handle)
+        live = backend.staged_identity(backend.live_name())
+    except (IOError, OSError, ValueError, BrainError):
+        return None
+    return record if live is not None and live == record.get("identity") else None
 
 
 def export_dir_for(snapshot_dir, stamp):

@@ -13,7 +13,8 @@ import threading
 import time
 from datetime import datetime
 
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.base import BrainError, fsync_path
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.base import BrainError
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._files import fsync_path
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._snapshot_store import FORMAT, file_entries
 
 

@@ -24,7 +24,7 @@ import re
 import shutil
 from datetime import datetime
 
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.base import fsync_path
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._files import fsync_path, write_atomic
 
 MANIFEST = "manifest.json"
 MANIFEST_SUM = MANIFEST + ".sha256"
@@ -146,12 +146,7 @@ class SnapshotStore:
             return None
 
     def set_rollback_target(self, snapshot_id):
-        marker = os.path.join(self.base, TARGET_MARKER)
-        tmp = marker + ".tmp"
-        with open(tmp, "w") as handle:
-            handle.write(snapshot_id + "\n")
-        os.chmod(tmp, 0o600)
-        os.rename(tmp, marker)
+        write_atomic(os.path.join(self.base, TARGET_MARKER), snapshot_id + "\n")
 
     def delete(self, snapshot_id):
         shutil.rmtree(self.path(snapshot_id))

@@ -25,7 +25,9 @@ description:
     (live brain and its WAL set aside as C(<brain>.pre-restore-<time>)); PostgreSQL by renaming databases.
   - I(Verify); the live brain matches the manifest, with the owner, group and mode of the brain it replaced.
   - The replaced brain is kept; O(undo) puts a set-aside brain back.
-  - A brain that already equals the snapshot is left alone (C(changed=false)). Check mode returns the plan.
+  - A brain that already equals the snapshot is left alone (C(changed=false)), and so is a live brain that is the very
+    copy of this snapshot an earlier run swapped in, even after the Engine wrote to it (RV(already_restored)); a re-run
+    after an interrupted rollback never restores twice. Check mode returns the plan.
 author:
   - engine_ops maintainers (@engine-ops)
 extends_documentation_fragment:
@@ -56,6 +58,8 @@ options:
       - C(all) runs every phase. C(stage) runs preflight, stage and the first export while the Engine serves and
         leaves the staged copy with a record; a later C(swap) run (Engine drained, or O(container) given) finishes
         it, so the Engine is down only for the swap even when another step (an image switch) comes between.
+      - An intact staged copy of the same snapshot left by an earlier, interrupted run is re-used (RV(reused_stage)),
+        with the rows it already exported; the swap phase then exports only what came after them.
     type: str
     choices: [all, stage, swap]
     default: all
@@ -108,6 +112,16 @@ timings:
     start_engine).
   returned: when a restore ran
   type: dict
+already_restored:
+  description:
+    - The live brain already is the copy of this snapshot that an earlier run swapped in (the Engine may have written
+      to it since); nothing is restored again. Holds the earlier swap's record (when, aside, exports).
+  returned: when that is the case
+  type: dict
+reused_stage:
+  description: The staged copy of an earlier run was re-used instead of staging again.
+  returned: when O(phase) is V(stage) or V(all) and a restore ran
+  type: bool
 swap_seconds:
   description: Seconds the swap itself took.
   returned: when changed
@@ -127,7 +141,7 @@ from ansible_collections.engine_ops.lifecycle.plugins.module_utils._errors impor
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._drain import drain
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._health import probe
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._restore import (
-    RestoreError, brain_matches, export_dir_for, load_stage, plan, preflight, stage, swap)
+    RestoreError, already_restored, brain_matches, existing_stage, export_dir_for, load_stage, plan, preflight, stage, swap)
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._snapshot_store import (
     StoreError, check_name)
 
@@ -210,6 +224,11 @@ def main():
     result = {"plan": the_plan, "snapshot": snapshot_id}
     if brain_matches(live, manifest):
         module.exit_json(changed=False, **result)
+    restored = already_restored(backend, store.path(snapshot_id))
+    if restored:
+        result.update(already_restored=restored, aside=restored["aside"], export_dir=restored["export_dir"],
+                      exported=restored["exported"], exported_total=restored["exported_total"])
+        module.exit_json(changed=False, **result)
     if module.check_mode:
         module.exit_json(changed=True, **result)
     snapshot_dir = store.path(snapshot_id)
@@ -217,9 +236,11 @@ def main():
         if p["phase"] == "swap":
             record = load_stage(backend, manifest, snapshot_dir)
         else:
-            record = stage(backend, manifest, snapshot_dir, export_dir_for(snapshot_dir, stamp))
+            reused = existing_stage(backend, manifest, snapshot_dir)
+            record = reused or stage(backend, manifest, snapshot_dir, export_dir_for(snapshot_dir, stamp))
+            result["reused_stage"] = bool(reused)
         if p["phase"] == "stage":
-            module.exit_json(changed=True, staged=record["staged"], export_dir=record["export_dir"],
+            module.exit_json(changed=not result["reused_stage"], staged=record["staged"], export_dir=record["export_dir"],
                              exported_so_far=record["exported_serving"], timings=record["timings"], **result)
         outcome = swap(backend, manifest, snapshot_dir, record, engine, stamp)
     except RestoreError as exc:

@@ -86,6 +86,8 @@ def render_context(build, spec, base_id, directory):
     for name in os.listdir(migrations):
         if name[:4] > build["schema"]:
             os.unlink(os.path.join(migrations, name))
+    for extra in build.get("extra_migrations", []):
+        shutil.copy(os.path.join(HERE, "extra_migrations", extra + ".sql"), migrations)
     digest = hashlib.sha256(base_id.encode())
     for root, dirs, files in os.walk(directory):
         dirs.sort()

@@ -28,7 +28,9 @@ def run_playbook(playbook, inventory, *args, check=False, timeout=600):
         cmd.append("--check")
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout, check=False)
     try:
-        report = json.loads(proc.stdout)
+        # The JSON document comes first; the fleet summary table (an aggregate callback) may follow it.
+        report, end = json.JSONDecoder().raw_decode(proc.stdout[proc.stdout.index("{"):])
+        report["_trailer"] = proc.stdout[proc.stdout.index("{") + end:]
     except ValueError:
         raise AssertionError("ansible-playbook printed no JSON report (rc %d):\n%s\n%s"
                              % (proc.returncode, proc.stdout[-3000:], proc.stderr[-3000:])) from None

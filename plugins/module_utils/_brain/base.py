@@ -18,15 +18,6 @@ import json
 import os
 
 
-def fsync_path(path):
-    """Flush a file or a directory (after renames in it) to disk."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 class BrainError(Exception):
     """A brain operation failed; the message names the operation and the cause."""
 

@@ -12,7 +12,8 @@ import shutil
 import sqlite3
 from contextlib import contextmanager
 
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.base import BrainError, fingerprint, fsync_path
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.base import BrainError, fingerprint
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._files import fsync_path
 
 SNAPSHOT_FILE = "brain.sqlite"
 SIDECARS = ("-wal", "-shm")

@@ -1,0 +1,110 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, engine_ops maintainers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+module: engine_ledger
+short_description: Append an entry to the append-only ledger of operations on Engines
+version_added: 0.1.0
+description:
+  - Appends one JSON object as one line to O(path), under an exclusive lock so parallel forks never
+    interleave, and flushes it to disk. Existing lines are never rewritten.
+  - The roles run it on the controller (C(delegate_to: localhost)) once per Engine and run; each entry says
+    who, why, from and to, the snapshot, the plan, phase timings, the outcome and the rows exported.
+  - Adds C(recorded_at) (UTC) when the entry has none. Keys listed in O(redact) are replaced, wherever they are nested.
+  - In check mode nothing is written.
+author:
+  - engine_ops maintainers (@engine-ops)
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: none
+  platform:
+    platforms: posix
+options:
+  path:
+    description: The ledger file (created 0600, its directory 0700).
+    type: path
+    required: true
+  entry:
+    description: The entry to append.
+    type: dict
+    required: true
+  redact:
+    description: Keys whose values never go into the ledger.
+    type: list
+    elements: str
+    default: [password, token, secret, webhook_url, api_key, encryption_key]
+"""
+
+EXAMPLES = r"""
+- name: Record the rollback in the ledger
+  engine_ops.lifecycle.engine_ledger:
+    path: "{{ playbook_dir }}/ledger/engine_ops.jsonl"
+    entry:
+      operation: rollback
+      engine: engine-1
+      from: engine:2.4.0
+      to: engine:2.3.1
+      outcome: rolled_back
+  delegate_to: localhost
+"""
+
+RETURN = r"""
+entry:
+  description: The entry as written.
+  returned: always
+  type: dict
+bytes:
+  description: Bytes appended (0 in check mode).
+  returned: always
+  type: int
+"""
+
+import time
+
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._common import EngineOpsModule
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._ledger import append
+
+
+def redacted(value, keys):
+    if isinstance(value, dict):
+        return dict((k, "(redacted)" if k.lower() in keys else redacted(v, keys)) for k, v in value.items())
+    if isinstance(value, list):
+        return [redacted(v, keys) for v in value]
+    return value
+
+
+def main():
+    module = EngineOpsModule(
+        argument_spec=dict(
+            path=dict(type="path", required=True),
+            entry=dict(type="dict", required=True),
+            redact=dict(type="list", elements="str", default=["password", "token", "secret", "webhook_url", "api_key",
+                                                              "encryption_key"]),
+        ),
+        engine=None,
+        supports_check_mode=True,
+    )
+    p = module.params
+    entry = redacted(p["entry"], set(k.lower() for k in p["redact"]))
+    entry.setdefault("recorded_at", time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+    if module.check_mode:
+        module.exit_json(changed=True, entry=entry, bytes=0)
+    try:
+        written = append(p["path"], entry)
+    except (IOError, OSError) as exc:
+        module.fail_action("append to the ledger %s" % p["path"], exc)
+    module.exit_json(changed=True, entry=entry, bytes=written)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,220 @@
+"""The issue-5 story on a real fleet: upgrade.yml, bad writes, rollback.yml, with locks, checkpoints and ledger.
+
+Three reference Engines on 2.3.1 (two SQLite brains, one PostgreSQL), driven by the real playbooks.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import uuid
+
+from ansible_run import REPO, changed_tasks, failures, run_playbook, write_inventory
+from conftest import wait_for
+
+
+def fleet(engines, named, prefix, tmp_path, backends=("sqlite", "sqlite", "postgres"), version="2.3.1"):
+    """Engines with history, an inventory that keeps every file under tmp_path, and the turns they hold."""
+    members, hosts = [], {}
+    for backend in backends:
+        engine = engines.start(version, engines.brain(backend))
+        engine.name = "%s-%s" % (prefix, uuid.uuid4().hex[:6])
+        engine.container.rename(engine.name)
+        named(engine.name)
+        members.append(engine)
+    for engine in members:
+        engine.wait_healthy()
+        engine.kept = ["kept-%s-%d" % (engine.name[-6:], n) for n in range(3)]
+        for rid in engine.kept:
+            engine.execute(rid, request_id=rid)
+        hosts[engine.name] = {"engine_container": engine.name, "engine_url": engine.url,
+                              "brain_backend": engine.brain.backend}
+    work = tmp_path / "work"
+    inventory = write_inventory(tmp_path, "engines", hosts, group_vars={
+        "engine_snapshot_store": str(work / "store"), "engine_state_dir": str(work / "state"),
+        "engine_ledger_path": str(work / "ledger.jsonl"), "engine_report_dir": str(work / "reports")})
+    return members, inventory, work
+
+
+def episodes(engine):
+    return sorted(r[1] for r in engine.rows("episodes"))
+
+
+def report_rows(work, operation):
+    """Rows of the newest fleet summary JSON for an operation."""
+    names = sorted(n for n in os.listdir(str(work / "reports")) if n.startswith(operation + "-"))
+    with open(str(work / "reports" / names[-1])) as handle:
+        return {row["host"]: row for row in json.load(handle)["engines"]}
+
+
+def ledger(work):
+    with open(str(work / "ledger.jsonl")) as handle:
+        return [json.loads(line) for line in handle]
+
+
+def task_results(report, suffix):
+    return [r for p in report["plays"] for t in p["tasks"] if t["task"]["name"].endswith(suffix) for r in t["hosts"].values()]
+
+
+def test_upgrade_bad_window_and_rollback_of_a_mixed_fleet(engines, named, prefix, tmp_path, docker_client):
+    members, inventory, work = fleet(engines, named, prefix, tmp_path)
+    before = dict((e.name, docker_client.containers.get(e.name).id) for e in members)
+
+    rc, report = run_playbook("playbooks/upgrade.yml", inventory, "-e", "version=v2.4.0", check=True)
+    assert rc == 0 and not failures(report)
+    assert all(docker_client.containers.get(e.name).id == before[e.name] for e in members)
+    assert not os.path.exists(str(work / "store"))  # --check took no snapshot
+    plans = task_results(report, "Show the upgrade plan")
+    assert len(plans) == 3 and all("-> engine:2.4.0" in r["msg"][1] for r in plans)
+
+    rc, report = run_playbook("playbooks/upgrade.yml", inventory, "-e", "version=v2.4.0")
+    assert rc == 0 and not failures(report), report["stats"]
+    assert "engine_ops upgrade summary" in report["_trailer"]
+    upgraded = report_rows(work, "upgrade")
+    for engine in members:
+        assert upgraded[engine.name]["result"] == "upgraded"
+        assert docker_client.containers.get(engine.name).image.id == docker_client.images.get("engine:2.4.0").id
+        target = open(str(work / "store" / engine.name / "ROLLBACK_TARGET")).read().strip()
+        assert target == upgraded[engine.name]["snapshot"]
+        engine.bad = ["bad-%s-%d" % (engine.name[-6:], n) for n in range(2)]
+        for rid in engine.bad:
+            engine.execute(rid, request_id=rid)
+        assert episodes(engine) == sorted(engine.kept + engine.bad)
+    on_240 = dict((e.name, docker_client.containers.get(e.name).id) for e in members)
+
+    rc, report = run_playbook("playbooks/rollback.yml", inventory, "-e", "version=v2.3.1", check=True)
+    assert rc == 0 and not failures(report)
+    assert all(docker_client.containers.get(e.name).id == on_240[e.name] for e in members)
+    assert all(episodes(e) == sorted(e.kept + e.bad) for e in members)
+    for result in task_results(report, "Show the rollback plan"):
+        assert "data rollback: yes" in result["msg"] and any("rows to export" in line for line in result["msg"])
+
+    rc, report = run_playbook("playbooks/rollback.yml", inventory, "-e", "version=v2.3.1",
+                              "-e", "reason='error rate 31% after 2.4.0'")
+    assert rc == 0 and not failures(report), report["stats"]
+    rows = report_rows(work, "rollback")
+    assert "engine_ops rollback summary" in report["_trailer"]
+    for engine in members:
+        assert docker_client.containers.get(engine.name).image.id == docker_client.images.get("engine:2.3.1").id
+        engine.wait_healthy()
+        assert engine.health()[1]["version"] == "2.3.1"
+        assert episodes(engine) == sorted(engine.kept)  # the brain is the pre-upgrade snapshot
+        row = rows[engine.name]
+        assert (row["result"], row["data_rollback"], row["from"], row["to"]) == (
+            "rolled_back", True, "engine:2.4.0", "engine:2.3.1")
+        assert row["rows_exported"] >= len(engine.bad) and row["downtime_seconds"] > 0
+        with open(os.path.join(row["export_dir"], "episodes.jsonl")) as handle:
+            assert sorted(json.loads(line)["request_id"] for line in handle) == sorted(engine.bad)
+
+    entries = ledger(work)
+    assert sorted((e["operation"], e["result"]["host"]) for e in entries) == sorted(
+        [("upgrade", e.name) for e in members] + [("rollback", e.name) for e in members])
+    rollback_entry = [e for e in entries if e["operation"] == "rollback"][0]
+    assert rollback_entry["why"] == "error rate 31% after 2.4.0" and rollback_entry["who"]
+    assert rollback_entry["result"]["snapshot"] and rollback_entry["result"]["phase_seconds"]
+    assert oct(os.stat(str(work / "ledger.jsonl")).st_mode & 0o777) == "0o600"
+
+    rc, report = run_playbook("playbooks/rollback.yml", inventory, "-e", "version=v2.3.1")
+    assert rc == 0 and all(changed_tasks(report, e.name) == [] for e in members)
+    assert all(r["result"] == "already_current" for r in report_rows(work, "rollback").values())
+
+
+def test_upgrade_to_a_broken_build_rolls_back_by_itself_and_stops_after_the_canary(
+        engines, named, prefix, tmp_path, docker_client):
+    members, inventory, work = fleet(engines, named, prefix, tmp_path, backends=("sqlite", "sqlite"))
+    rc, report = run_playbook("playbooks/upgrade.yml", inventory, "-e", "version=2.4.0-broken-health")
+    assert rc != 0
+    rows = report_rows(work, "upgrade")
+    canary = [name for name, row in rows.items() if row["result"] != "not_run"]
+    assert len(canary) == 1 and rows[canary[0]]["result"] == "rolled_back"
+    untouched = [e for e in members if e.name not in canary]
+    assert rows[untouched[0].name]["result"] == "not_run"
+    for engine in members:  # the canary is back exactly where it was; the other was never touched
+        assert docker_client.containers.get(engine.name).image.id == docker_client.images.get("engine:2.3.1").id
+        engine.wait_healthy()
+        assert episodes(engine) == sorted(engine.kept)
+    rolled = report_rows(work, "rollback")[canary[0]]
+    assert rolled["data_rollback"] is True and rolled["result"] == "rolled_back"
+    assert not os.path.exists(str(work / "store" / untouched[0].name))
+
+
+def test_image_only_rollback_falls_through_to_the_data_rollback_on_migration_required(
+        engines, named, prefix, tmp_path, docker_client):
+    members, inventory, work = fleet(engines, named, prefix, tmp_path, backends=("sqlite",))
+    [engine] = members
+    rc, report = run_playbook("playbooks/upgrade.yml", inventory, "-e", "version=2.3.3-broken-dataonly")
+    assert rc == 0 and not failures(report), report["stats"]
+    engine.execute("bad", request_id="bad-1")
+    rc, report = run_playbook("playbooks/rollback.yml", inventory, "-e", "version=2.3.1")
+    assert rc == 0 and not failures(report), report["stats"]
+    plan = task_results(report, "Show the rollback plan")[0]["msg"]
+    assert "data rollback: no" in plan  # the schema fingerprint did not move ...
+    row = report_rows(work, "rollback")[engine.name]
+    assert row["fell_through"] is True and row["data_rollback"] is True  # ... but 2.3.1 refused the brain
+    assert docker_client.containers.get(engine.name).image.id == docker_client.images.get("engine:2.3.1").id
+    engine.wait_healthy()
+    assert episodes(engine) == sorted(engine.kept)
+
+
+def spawn_playbook(inventory, *args):
+    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"), ANSIBLE_NOCOLOR="1")
+    return subprocess.Popen(["ansible-playbook", "-i", inventory, os.path.join(REPO, "playbooks/rollback.yml")]
+                            + list(args), cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+
+
+def checkpoint_phases(work, engine):
+    try:
+        with open(str(work / "state" / ("%s.rollback.json" % engine.name))) as handle:
+            return [p["phase"] for p in json.load(handle)["phases"]]
+    except (IOError, ValueError):
+        return []
+
+
+def test_a_controller_killed_mid_rollback_converges_when_run_again(engines, named, prefix, tmp_path, docker_client):
+    members, inventory, work = fleet(engines, named, prefix, tmp_path, backends=("sqlite",))
+    [engine] = members
+    rc, report = run_playbook("playbooks/upgrade.yml", inventory, "-e", "version=2.4.0")
+    assert rc == 0, report["stats"]
+    engine.execute("bad", request_id="bad-1")
+
+    proc = spawn_playbook(inventory, "-e", "version=2.3.1")
+    wait_for(lambda: "staged" in checkpoint_phases(work, engine), 120, "the rollback to stage the brain")
+    os.killpg(proc.pid, signal.SIGKILL)  # the controller and everything it started, mid-run
+    proc.wait(timeout=30)
+    assert "switched" not in checkpoint_phases(work, engine)
+
+    rc, report = run_playbook("playbooks/rollback.yml", inventory, "-e", "version=2.3.1")
+    assert rc == 0 and not failures(report), report["stats"]
+    plan = task_results(report, "Show the rollback plan")[0]["msg"]
+    assert any("resuming an interrupted run" in line for line in plan)
+    assert docker_client.containers.get(engine.name).image.id == docker_client.images.get("engine:2.3.1").id
+    engine.wait_healthy()
+    assert episodes(engine) == sorted(engine.kept)
+    row = report_rows(work, "rollback")[engine.name]
+    with open(os.path.join(row["export_dir"], "episodes.jsonl")) as handle:
+        assert [json.loads(line)["request_id"] for line in handle] == ["bad-1"]
+    brain_dir = os.path.dirname(engine.brain.sqlite_path(docker_client))
+    assert len([n for n in os.listdir(brain_dir) if ".pre-restore-" in n and not n.endswith(("-wal", "-shm"))]) == 1
+
+
+def test_a_second_concurrent_rollback_is_refused_and_told_who_holds_the_lock(
+        engines, named, prefix, tmp_path, docker_client):
+    members, inventory, work = fleet(engines, named, prefix, tmp_path, backends=("sqlite",))
+    [engine] = members
+    rc, report = run_playbook("playbooks/upgrade.yml", inventory, "-e", "version=2.4.0")
+    assert rc == 0, report["stats"]
+    first = spawn_playbook(inventory, "-e", "version=2.3.1", "-e", "rollback_eval_command='sleep 8'")
+    try:
+        wait_for(lambda: "switched" in checkpoint_phases(work, engine), 120, "the first rollback to reach its evals")
+        container = docker_client.containers.get(engine.name)
+        rc, report = run_playbook("playbooks/rollback.yml", inventory, "-e", "version=2.3.1")
+        assert rc != 0
+        [refusal] = [r for r in task_results(report, "Lock the Engine against a second concurrent run") if r.get("failed")]
+        assert "is locked by rollback to 2.3.1 by" in refusal["msg"] and "nothing was changed" in refusal["msg"]
+        assert refusal["holder"]["pid"] == first.pid
+        assert docker_client.containers.get(engine.name).attrs["State"]["StartedAt"] == container.attrs["State"]["StartedAt"]
+    finally:
+        out = first.communicate(timeout=300)[0].decode()
+    assert first.returncode == 0, out[-3000:]
+    assert "rolled_back" in out
