@@ -8,7 +8,7 @@ WITH_ENV := source $(ENGINE_OPS_WORK)/env.sh &&
 .PHONY: help bootstrap engine-images demo demo-clean test unit sanity lint integration molecule build clean bench-image
 
 help:
-	@echo "make demo           set up, build the reference Engines, run the demo fleet"
+	@echo "make demo           set up, then upgrade a local fleet to a broken release and roll it back"
 	@echo "make test           set up and run every test layer (unit sanity lint integration molecule)"
 	@echo "make unit|sanity|lint|integration|molecule   one layer"
 	@echo "make engine-images  build the reference Engine images (cached by content)"
@@ -22,8 +22,16 @@ bootstrap:
 engine-images: bootstrap
 	@$(WITH_ENV) python tests/engine/build.py
 
+# The whole story on a local fleet of three Engines: production 2.3.1, an upgrade to a broken release,
+# turns written in the bad window, the rollback with its plan and summary, and /health at the end.
+DEMO = $(WITH_ENV) ansible-playbook -i demo/inventory.yml
 demo: engine-images
-	@$(WITH_ENV) ansible-playbook -i demo/inventory.yml demo/demo.yml
+	@$(DEMO) demo/clean.yml
+	@$(DEMO) demo/demo.yml
+	@$(DEMO) playbooks/upgrade.yml -e version=2.4.0-broken-errors
+	@$(DEMO) demo/bad_window.yml
+	@$(DEMO) playbooks/rollback.yml -e version=v2.3.1 -e 'reason="half of all turns fail on 2.4.0-broken-errors"'
+	@$(DEMO) playbooks/health.yml
 
 demo-clean: bootstrap
 	@$(WITH_ENV) ansible-playbook -i demo/inventory.yml demo/clean.yml

@@ -41,8 +41,8 @@ def http_get(url, timeout, validate_certs=True):
 class EngineOpsModule(AnsibleModule):
     """AnsibleModule with the collection's common options merged in and one way to fail."""
 
-    def __init__(self, argument_spec, engine="required", **kwargs):
-        spec = dict(DOCKER_OPTIONS)
+    def __init__(self, argument_spec, engine="required", docker=True, **kwargs):
+        spec = dict(DOCKER_OPTIONS) if docker else {}
         if engine:
             spec.update(ENGINE_OPTIONS)
             if engine == "required":

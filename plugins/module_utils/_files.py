@@ -7,8 +7,18 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import errno
 import os
 import tempfile
+
+
+def ensure_dir(path, mode=0o700):
+    """Create a private directory if missing; parallel callers racing to create it are fine."""
+    try:
+        os.makedirs(path, mode)
+    except OSError as exc:
+        if exc.errno != errno.EEXIST or not os.path.isdir(path):
+            raise
 
 
 def fsync_path(path):
@@ -23,8 +33,7 @@ def fsync_path(path):
 def write_atomic(path, text):
     """Replace path with text (0600, in a 0700 directory created if missing): readers see old or new, never half."""
     directory = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(directory):
-        os.makedirs(directory, 0o700)
+    ensure_dir(directory)
     fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".")
     try:
         with os.fdopen(fd, "w") as handle:  # mkstemp creates the file 0600

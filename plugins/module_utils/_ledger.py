@@ -11,11 +11,11 @@ import fcntl
 import json
 import os
 
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._files import ensure_dir
+
 
 def append(path, entry):
-    directory = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(directory):
-        os.makedirs(directory, 0o700)
+    ensure_dir(os.path.dirname(os.path.abspath(path)))
     line = (json.dumps(entry, sort_keys=True, separators=(",", ":")) + "\n").encode("utf-8")
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
     try:

@@ -17,6 +17,8 @@ import json
 import os
 import time
 
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._files import ensure_dir
+
 
 class LockError(Exception):
     pass
@@ -106,9 +108,8 @@ def acquire(path, owner, lease, break_run_id=None, force=False, check_mode=False
     Returns (holder, taken_over, changed); taken_over is the holder that was replaced (expired lease, a run
     the caller proved dead via break_run_id, or force). Raises LockHeld when another live run holds it.
     """
-    directory = os.path.dirname(path)
-    if not check_mode and not os.path.isdir(directory):
-        os.makedirs(directory, 0o700)
+    if not check_mode:
+        ensure_dir(os.path.dirname(path))
     with _Locked(path, create=not check_mode) as locked:
         current = locked.read()
         taken_over = None

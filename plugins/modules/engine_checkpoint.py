@@ -123,6 +123,7 @@ def main():
             state_dir=dict(type="path", default="/var/lib/engine_ops/state"),
         ),
         engine=None,
+        docker=False,
         supports_check_mode=True,
     )
     p = module.params

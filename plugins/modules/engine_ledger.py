@@ -14,8 +14,8 @@ version_added: 0.1.0
 description:
   - Appends one JSON object as one line to O(path), under an exclusive lock so parallel forks never
     interleave, and flushes it to disk. Existing lines are never rewritten.
-  - The roles run it on the controller (C(delegate_to: localhost)) once per Engine and run; each entry says
-    who, why, from and to, the snapshot, the plan, phase timings, the outcome and the rows exported.
+  - The roles run it on the controller (delegated to C(localhost)) once per Engine and run; each entry says who,
+    why, from and to, the snapshot, the plan, phase timings, the outcome and the rows exported.
   - Adds C(recorded_at) (UTC) when the entry has none. Keys listed in O(redact) are replaced, wherever they are nested.
   - In check mode nothing is written.
 author:
@@ -92,6 +92,7 @@ def main():
                                                               "encryption_key"]),
         ),
         engine=None,
+        docker=False,
         supports_check_mode=True,
     )
     p = module.params

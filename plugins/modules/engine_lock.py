@@ -17,7 +17,7 @@ description:
   - A second run that finds the lock held by another live run is refused, and the message names the holder.
   - A holder whose lease expired is taken over. So is a holder that ran on the same controller host and whose
     controller process is gone (a killed C(ansible-playbook)); the action plugin checks that on the controller.
-  - The same run may take the lock again (roles nest: an upgrade that rolls back).
+  - The same run may take the lock again, because roles nest (an upgrade that rolls back).
   - In check mode the lock is only inspected, so a dry run still tells you when someone else holds it.
 author:
   - engine_ops maintainers (@engine-ops)
@@ -124,6 +124,7 @@ def main():
             break_run_id=dict(type="str"),
         ),
         engine=None,
+        docker=False,
         supports_check_mode=True,
     )
     p = module.params
