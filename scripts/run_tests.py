@@ -108,14 +108,16 @@ def lint():
 
 def molecule():
     env = dict(os.environ, NO_COLOR="1", PY_COLORS="0", ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0")
-    rc, output = run(["molecule", "test", "-s", "default"], env=env, log_name="molecule.log")
-    # One check = one "Check ..." task result on one Engine of the fleet during verify.
+    rc, output = run(["molecule", "test", "--all"], env=env, log_name="molecule.log")
+    # One check = one "Check ..." task result on one Engine of the fleet during a scenario's verify.
     passed = failed = 0
+    scenarios = set()
     task, in_verify = "", False
     for line in output.splitlines():
-        action = re.search(r"\[default > (\w+)\] Executing", line)
+        action = re.search(r"\[(\w+) > (\w+)\] Executing", line)
         if action:
-            in_verify = action.group(1) == "verify"
+            scenarios.add(action.group(1))
+            in_verify = action.group(2) == "verify"
             continue
         if not in_verify:
             continue
@@ -129,7 +131,8 @@ def molecule():
         failed = 1
     if not passed and not failed:
         return Result("molecule", 0, 1, "molecule ran no verify checks (exit %d)" % rc)
-    return Result("molecule", passed, failed, "default scenario: verify checks x Engines")
+    return Result("molecule", passed, failed, "%d scenarios (%s): verify checks x Engines"
+                  % (len(scenarios), ", ".join(sorted(scenarios))))
 
 
 def main(argv):
