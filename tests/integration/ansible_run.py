@@ -23,7 +23,8 @@ def run_playbook(playbook, inventory, *args, check=False, timeout=600):
     """Return (returncode, json_report); the report is ansible.posix.json's document."""
     env = dict(os.environ, ANSIBLE_STDOUT_CALLBACK="ansible.posix.json", ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"),
                ANSIBLE_ROLES_PATH=os.path.join(REPO, "tests", "roles"), ANSIBLE_NOCOLOR="1")
-    cmd = ["ansible-playbook", "-i", inventory, os.path.join(REPO, playbook)] + list(args)
+    path = playbook if playbook.startswith("engine_ops.") else os.path.join(REPO, playbook)  # FQCN or a file
+    cmd = ["ansible-playbook", "-i", inventory, path] + list(args)
     if check:
         cmd.append("--check")
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout, check=False)

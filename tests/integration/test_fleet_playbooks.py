@@ -218,3 +218,22 @@ def test_a_second_concurrent_rollback_is_refused_and_told_who_holds_the_lock(
         out = first.communicate(timeout=300)[0].decode()
     assert first.returncode == 0, out[-3000:]
     assert "rolled_back" in out
+
+
+def test_scheduled_snapshots_keep_the_newest_and_health_runs_by_fqcn(engines, named, prefix, tmp_path):
+    members, inventory, work = fleet(engines, named, prefix, tmp_path, backends=("sqlite", "postgres"))
+    for dummy in range(3):
+        rc, report = run_playbook("engine_ops.lifecycle.snapshot", inventory, "-e", "keep=2", "-e", "reason=nightly")
+        assert rc == 0 and not failures(report), report["stats"]
+    for engine in members:
+        snapshots = [n for n in os.listdir(str(work / "store" / engine.name)) if not n.startswith((".", "ROLLBACK"))]
+        assert len(snapshots) == 2
+    rows = report_rows(work, "snapshot")
+    assert all(row["result"] == "taken" and len(row["removed"]) == 1 for row in rows.values())
+    assert [e["operation"] for e in ledger(work)] == ["snapshot"] * 6
+
+    rc, report = run_playbook("engine_ops.lifecycle.health", inventory)
+    assert rc == 0 and "engine_ops health summary" in report["_trailer"]
+    members[0].container.stop(timeout=30)
+    rc, report = run_playbook("engine_ops.lifecycle.health", inventory, "-e", "health_deadline=2")
+    assert rc != 0 and list(failures(report)) == [members[0].name]
