@@ -237,3 +237,23 @@ def test_scheduled_snapshots_keep_the_newest_and_health_runs_by_fqcn(engines, na
     members[0].container.stop(timeout=30)
     rc, report = run_playbook("engine_ops.lifecycle.health", inventory, "-e", "health_deadline=2")
     assert rc != 0 and list(failures(report)) == [members[0].name]
+
+
+def test_red_evals_after_an_upgrade_roll_it_back_with_the_brain(engines, named, prefix, tmp_path, docker_client):
+    members, inventory, work = fleet(engines, named, prefix, tmp_path, backends=("postgres",))
+    [engine] = members
+    seen = tmp_path / "eval-env"
+    script = tmp_path / "eval.sh"
+    script.write_text("#!/bin/sh\necho \"$ENGINE_VERSION $ENGINE_URL\" >> %s\n"
+                      "[ \"$ENGINE_VERSION\" = 2.3.1 ]\n" % seen)  # red on 2.4.0, green after the rollback
+    script.chmod(0o755)
+    rc, report = run_playbook("playbooks/upgrade.yml", inventory, "-e", "version=2.4.0",
+                              "-e", "upgrade_eval_command=%s" % script)
+    assert rc != 0
+    row = report_rows(work, "upgrade")[engine.name]
+    assert row["result"] == "rolled_back" and "eval command" in row["message"]
+    assert seen.read_text().split("\n")[:2] == ["2.4.0 %s" % engine.url, "2.3.1 %s" % engine.url]
+    assert docker_client.containers.get(engine.name).image.id == docker_client.images.get("engine:2.3.1").id
+    engine.wait_healthy()
+    assert episodes(engine) == sorted(engine.kept)
+    assert report_rows(work, "rollback")[engine.name]["data_rollback"] is True
