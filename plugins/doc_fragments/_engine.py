@@ -9,6 +9,29 @@ __metaclass__ = type
 
 class ModuleDocFragment(object):
 
+    # Every module of the collection runs fully in check mode on POSIX hosts; diff mode is per module.
+    ATTRIBUTES = r"""
+options: {}
+attributes:
+  check_mode:
+    support: full
+  platform:
+    platforms: posix
+"""
+
+    # engine_lock and engine_checkpoint: files about one Engine in its host's state directory.
+    STATE = r"""
+options:
+  container:
+    description: The Engine's container name; it names the Engine's files in O(state_dir).
+    type: str
+    required: true
+  state_dir:
+    description: Directory on the Engine's host of its lock, checkpoints and image switch state.
+    type: path
+    default: /var/lib/engine_ops/state
+"""
+
     DOCKER = r"""
 options:
   docker_host:

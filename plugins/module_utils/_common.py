@@ -18,6 +18,10 @@ DOCKER_OPTIONS = dict(
     docker_host=dict(type="str", aliases=["docker_url"]),
     docker_timeout=dict(type="int", default=60),
 )
+STATE_OPTIONS = dict(
+    container=dict(type="str", required=True),
+    state_dir=dict(type="path", default="/var/lib/engine_ops/state"),
+)
 ENGINE_OPTIONS = dict(
     container=dict(type="str", aliases=["name"]),
     compose_project=dict(type="str"),

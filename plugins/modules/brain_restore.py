@@ -32,6 +32,7 @@ author:
   - engine_ops maintainers (@engine-ops)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - engine_ops.lifecycle._engine.attributes
   - engine_ops.lifecycle._engine.docker
   - engine_ops.lifecycle._engine.engine
   - engine_ops.lifecycle._engine.brain
@@ -68,12 +69,8 @@ options:
     type: bool
     default: true
 attributes:
-  check_mode:
-    support: full
   diff_mode:
     support: none
-  platform:
-    platforms: posix
 """
 
 EXAMPLES = r"""

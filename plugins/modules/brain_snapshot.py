@@ -25,6 +25,7 @@ author:
   - engine_ops maintainers (@engine-ops)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - engine_ops.lifecycle._engine.attributes
   - engine_ops.lifecycle._engine.docker
   - engine_ops.lifecycle._engine.engine
   - engine_ops.lifecycle._engine.brain
@@ -64,12 +65,8 @@ options:
       - The Engine's C(AD_ENCRYPTION_KEY), to record its fingerprint. Defaults to the Engine container's own.
     type: str
 attributes:
-  check_mode:
-    support: full
   diff_mode:
     support: none
-  platform:
-    platforms: posix
 """
 
 EXAMPLES = r"""

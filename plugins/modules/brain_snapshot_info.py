@@ -21,6 +21,7 @@ author:
   - engine_ops maintainers (@engine-ops)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - engine_ops.lifecycle._engine.attributes
   - engine_ops.lifecycle._engine.docker
   - engine_ops.lifecycle._engine.engine
   - engine_ops.lifecycle._engine.brain
@@ -30,8 +31,6 @@ attributes:
     details: A read-only module; it changes nothing in either mode.
   diff_mode:
     support: none
-  platform:
-    platforms: posix
 options:
   id:
     description: Only this snapshot.

@@ -23,18 +23,12 @@ author:
   - engine_ops maintainers (@engine-ops)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - engine_ops.lifecycle._engine.attributes
+  - engine_ops.lifecycle._engine.state
 attributes:
-  check_mode:
-    support: full
   diff_mode:
     support: none
-  platform:
-    platforms: posix
 options:
-  container:
-    description: The Engine's container name.
-    type: str
-    required: true
   operation:
     description: Which operation's record.
     type: str
@@ -55,10 +49,6 @@ options:
     description: Identifies the run, so the record lists every run that worked on it.
     type: str
     default: unknown
-  state_dir:
-    description: Directory of the records (the same as the lock and image switch state).
-    type: path
-    default: /var/lib/engine_ops/state
 """
 
 EXAMPLES = r"""
@@ -107,20 +97,19 @@ superseded:
 
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._checkpoint import (
     CheckpointError, checkpoint_path, load, now_epoch, open_run, phases_done, record_phase, resumable, save, timings)
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._common import EngineOpsModule
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._common import STATE_OPTIONS, EngineOpsModule
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._snapshot_store import StoreError, check_name
 
 
 def main():
     module = EngineOpsModule(
         argument_spec=dict(
-            container=dict(type="str", required=True),
+            STATE_OPTIONS,
             operation=dict(type="str", choices=["rollback", "upgrade"], default="rollback"),
             target=dict(type="str", required=True),
             phase=dict(type="str"),
             data=dict(type="dict", default={}),
             run_id=dict(type="str", default="unknown"),
-            state_dir=dict(type="path", default="/var/lib/engine_ops/state"),
         ),
         engine=None,
         docker=False,

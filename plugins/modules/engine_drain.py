@@ -23,6 +23,7 @@ author:
   - engine_ops maintainers (@engine-ops)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - engine_ops.lifecycle._engine.attributes
   - engine_ops.lifecycle._engine.docker
   - engine_ops.lifecycle._engine.engine
 options:
@@ -51,12 +52,8 @@ options:
     type: float
     default: 60
 attributes:
-  check_mode:
-    support: full
   diff_mode:
     support: full
-  platform:
-    platforms: posix
 """
 
 EXAMPLES = r"""

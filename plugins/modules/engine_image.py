@@ -32,6 +32,7 @@ author:
   - engine_ops maintainers (@engine-ops)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - engine_ops.lifecycle._engine.attributes
   - engine_ops.lifecycle._engine.docker
   - engine_ops.lifecycle._engine.engine
 options:
@@ -86,12 +87,8 @@ options:
     description: Compose file whose O(compose_service) C(image:) is updated to the target.
     type: path
 attributes:
-  check_mode:
-    support: full
   diff_mode:
     support: full
-  platform:
-    platforms: posix
 notes:
   - Value-for-value equal settings between the container and its old image are treated as coming from the image.
 """

@@ -22,13 +22,10 @@ author:
   - engine_ops maintainers (@engine-ops)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - engine_ops.lifecycle._engine.attributes
 attributes:
-  check_mode:
-    support: full
   diff_mode:
     support: none
-  platform:
-    platforms: posix
 options:
   path:
     description: The ledger file (created 0600, its directory 0700).

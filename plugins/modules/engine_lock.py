@@ -23,27 +23,17 @@ author:
   - engine_ops maintainers (@engine-ops)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - engine_ops.lifecycle._engine.attributes
+  - engine_ops.lifecycle._engine.state
 attributes:
-  check_mode:
-    support: full
   diff_mode:
     support: none
-  platform:
-    platforms: posix
 options:
-  container:
-    description: The Engine's container name (the lock's name).
-    type: str
-    required: true
   state:
     description: V(present) takes (or renews) the lock, V(absent) releases it if this run holds it.
     type: str
     choices: [present, absent]
     default: present
-  state_dir:
-    description: Directory of the lock files (the same as the image switch state).
-    type: path
-    default: /var/lib/engine_ops/state
   operation:
     description: What the holder is doing, shown to anyone refused.
     type: str
@@ -104,7 +94,7 @@ path:
   type: str
 """
 
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._common import EngineOpsModule
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._common import STATE_OPTIONS, EngineOpsModule
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._lock import (
     LockError, LockHeld, acquire, describe, lock_path, release)
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._snapshot_store import StoreError, check_name
@@ -113,9 +103,8 @@ from ansible_collections.engine_ops.lifecycle.plugins.module_utils._snapshot_sto
 def main():
     module = EngineOpsModule(
         argument_spec=dict(
-            container=dict(type="str", required=True),
+            STATE_OPTIONS,
             state=dict(type="str", choices=["present", "absent"], default="present"),
-            state_dir=dict(type="path", default="/var/lib/engine_ops/state"),
             operation=dict(type="str", default="rollback"),
             target=dict(type="str"),
             lease=dict(type="int", default=3600),

@@ -24,6 +24,7 @@ author:
   - engine_ops maintainers (@engine-ops)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - engine_ops.lifecycle._engine.attributes
 options:
   url:
     description: The Engine's health URL, for example C(http://127.0.0.1:8000/health).
@@ -75,12 +76,8 @@ options:
     type: bool
     default: true
 attributes:
-  check_mode:
-    support: full
   diff_mode:
     support: none
-  platform:
-    platforms: posix
 """
 
 EXAMPLES = r"""
