@@ -229,3 +229,29 @@ def schema_diff(live, snapshot):
         if changes:
             diff["columns"][table] = changes
     return diff
+
+
+# Baselines (engine_baseline, rollback_decision) live with the snapshot they were taken with, or on their own.
+BASELINE = "baseline.json"
+BASELINES_DIR = "baselines"
+
+
+def baseline_path(root, engine, snapshot_id=None, stamp=None):
+    store = SnapshotStore(root, engine)
+    if snapshot_id:
+        return os.path.join(store.path(snapshot_id), BASELINE)
+    return os.path.join(store.base, BASELINES_DIR, "%s.json" % check_name("baseline time", stamp or new_id()))
+
+
+def find_baseline(root, engine):
+    """The rollback target's baseline, else the newest stand-alone one, else None."""
+    store = SnapshotStore(root, engine)
+    target = store.rollback_target()
+    if target and os.path.isfile(os.path.join(store.path(target), BASELINE)):
+        return os.path.join(store.path(target), BASELINE)
+    directory = os.path.join(store.base, BASELINES_DIR)
+    if os.path.isdir(directory):
+        names = sorted(n for n in os.listdir(directory) if n.endswith(".json") and SAFE_NAME.match(n))
+        if names:
+            return os.path.join(directory, names[-1])
+    return None

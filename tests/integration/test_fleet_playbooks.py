@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import subprocess
+import threading
 import uuid
 
 from ansible_run import REPO, changed_tasks, failures, run_playbook, write_inventory
@@ -32,7 +33,8 @@ def fleet(engines, named, prefix, tmp_path, backends=("sqlite", "sqlite", "postg
     work = tmp_path / "work"
     inventory = write_inventory(tmp_path, "engines", hosts, group_vars={
         "engine_snapshot_store": str(work / "store"), "engine_state_dir": str(work / "state"),
-        "engine_ledger_path": str(work / "ledger.jsonl"), "engine_report_dir": str(work / "reports")})
+        "engine_ledger_path": str(work / "ledger.jsonl"), "engine_report_dir": str(work / "reports"),
+        "upgrade_watch_seconds": 2, "upgrade_window_seconds": 1})
     return members, inventory, work
 
 
@@ -145,8 +147,17 @@ def test_image_only_rollback_falls_through_to_the_data_rollback_on_migration_req
     rc, report = run_playbook("playbooks/upgrade.yml", inventory, "-e", "version=2.3.3-broken-dataonly")
     assert rc == 0 and not failures(report), report["stats"]
     engine.execute("bad", request_id="bad-1")
+    container = docker_client.containers.get(engine.name)
     rc, report = run_playbook("playbooks/rollback.yml", inventory, "-e", "version=2.3.1")
+    assert rc != 0  # the evidence says hold (one turn, healthy): rolling back against it needs a reason
+    [refusal] = [r for r in task_results(report, "Refuse to roll back against a hold verdict without a reason")]
+    assert "the evidence says hold" in refusal["msg"] and "nothing was changed" in refusal["msg"]
+    assert docker_client.containers.get(engine.name).attrs["State"]["StartedAt"] == container.attrs["State"]["StartedAt"]
+    rc, report = run_playbook("playbooks/rollback.yml", inventory, "-e", "version=2.3.1",
+                              "-e", "reason='customers confirm lost memories'")
     assert rc == 0 and not failures(report), report["stats"]
+    entry = [e for e in ledger(work) if e["operation"] == "rollback"][-1]
+    assert entry["against_verdict"] is True and entry["why"] == "customers confirm lost memories"
     plan = task_results(report, "Show the rollback plan")[0]["msg"]
     assert "data rollback: no" in plan  # the schema fingerprint did not move ...
     row = report_rows(work, "rollback")[engine.name]
@@ -178,7 +189,7 @@ def test_a_controller_killed_mid_rollback_converges_when_run_again(engines, name
     assert rc == 0, report["stats"]
     engine.execute("bad", request_id="bad-1")
 
-    proc = spawn_playbook(inventory, "-e", "version=2.3.1")
+    proc = spawn_playbook(inventory, "-e", "version=2.3.1", "-e", "reason=test")
     wait_for(lambda: "staged" in checkpoint_phases(work, engine), 120, "the rollback to stage the brain")
     os.killpg(proc.pid, signal.SIGKILL)  # the controller and everything it started, mid-run
     proc.wait(timeout=30)
@@ -204,7 +215,7 @@ def test_a_second_concurrent_rollback_is_refused_and_told_who_holds_the_lock(
     [engine] = members
     rc, report = run_playbook("playbooks/upgrade.yml", inventory, "-e", "version=2.4.0")
     assert rc == 0, report["stats"]
-    first = spawn_playbook(inventory, "-e", "version=2.3.1", "-e", "rollback_eval_command='sleep 8'")
+    first = spawn_playbook(inventory, "-e", "version=2.3.1", "-e", "rollback_eval_command='sleep 8'", "-e", "reason=test")
     try:
         wait_for(lambda: "switched" in checkpoint_phases(work, engine), 120, "the first rollback to reach its evals")
         container = docker_client.containers.get(engine.name)
@@ -257,3 +268,40 @@ def test_red_evals_after_an_upgrade_roll_it_back_with_the_brain(engines, named, 
     engine.wait_healthy()
     assert episodes(engine) == sorted(engine.kept)
     assert report_rows(work, "rollback")[engine.name]["data_rollback"] is True
+
+
+def test_the_upgrade_watch_rolls_back_a_release_whose_errors_show_in_its_logs(
+        engines, named, prefix, tmp_path, docker_client):
+    members, inventory, work = fleet(engines, named, prefix, tmp_path, backends=("sqlite",))
+    [engine] = members
+    stop = threading.Event()
+
+    def users():  # traffic throughout, as in production: the new release's failures show in its own logs
+        n = 0
+        while not stop.is_set():
+            n += 1
+            try:
+                engine.execute("turn %d" % n, duration=0.1, request_id="user-%d" % n)
+            except Exception:  # pylint: disable=broad-except
+                stop.wait(0.1)
+
+    thread = threading.Thread(target=users, daemon=True)
+    thread.start()
+    try:
+        rc, report = run_playbook("playbooks/upgrade.yml", inventory, "-e", "version=2.4.0-broken-errors",
+                                  "-e", "upgrade_watch_seconds=8", "-e", "upgrade_window_seconds=2")
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+    assert rc != 0
+    row = report_rows(work, "upgrade")[engine.name]
+    assert row["verdict"] == "rollback", row
+    assert row["symptom"].startswith("error rate 50.0% vs 0.0% baseline")
+    assert row["result"] == "rolled_back"
+    assert docker_client.containers.get(engine.name).image.id == docker_client.images.get("engine:2.3.1").id
+    engine.wait_healthy()
+    kept = [r for r in episodes(engine) if not r.startswith("user-")]
+    assert kept == sorted(engine.kept)
+    baseline = os.path.join(str(work / "store"), engine.name, row["snapshot"], "baseline.json")
+    with open(baseline) as handle:
+        assert json.load(handle)["stats"]["error_rate"] == 0.0

@@ -49,7 +49,7 @@ def test_rollback_after_a_forward_only_migration_restores_image_and_brain(engine
     lines = plan[0]["hosts"][engine.name]["msg"]
     assert "data rollback: yes" in lines and any("rows to export" in line for line in lines)
 
-    rc, report = run_playbook("playbooks/rollback.yml", inventory, "-e", "version=v2.3.1")
+    rc, report = run_playbook("playbooks/rollback.yml", inventory, "-e", "version=v2.3.1", "-e", "reason=test")
     assert rc == 0 and not failures(report), report["stats"]
     now = docker_client.containers.get(engine.name)
     assert now.image.id == docker_client.images.get("engine:2.3.1").id
