@@ -150,7 +150,7 @@ def test_image_only_rollback_falls_through_to_the_data_rollback_on_migration_req
     container = docker_client.containers.get(engine.name)
     rc, report = run_playbook("playbooks/rollback.yml", inventory, "-e", "version=2.3.1")
     assert rc != 0  # the evidence says hold (one turn, healthy): rolling back against it needs a reason
-    [refusal] = [r for r in task_results(report, "Refuse to roll back against a hold verdict without a reason")]
+    [refusal] = task_results(report, "Refuse to roll back against a hold verdict without a reason")
     assert "the evidence says hold" in refusal["msg"] and "nothing was changed" in refusal["msg"]
     assert docker_client.containers.get(engine.name).attrs["State"]["StartedAt"] == container.attrs["State"]["StartedAt"]
     rc, report = run_playbook("playbooks/rollback.yml", inventory, "-e", "version=2.3.1",
