@@ -49,6 +49,12 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq
   apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
+# A real Prometheus (never started as a service here) for the decision module's query-API evidence tests.
+if ! command -v promtool >/dev/null 2>&1; then
+  say "installing prometheus (tests start it themselves)"
+  [ ${#missing[@]} -gt 0 ] || apt-get update -qq
+  apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+fi
 
 # -- Docker daemon ---------------------------------------------------------------------------------
 if ! docker info >/dev/null 2>&1; then

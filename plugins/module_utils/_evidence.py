@@ -207,15 +207,15 @@ def container_times(container):
     return started, finished
 
 
-def watch_health(probe_once_, url, seconds, interval, clock=time.time, sleep=time.sleep):
-    """Health samples {"at", "classification", "failing"} every `interval` for `seconds` (at least one)."""
+def watch_health(probe_once_, url, seconds, interval, count=None, clock=time.time, sleep=time.sleep):
+    """Health samples {"at", "classification", "failing"} every `interval`: `count` of them, or for `seconds`."""
     samples = []
     end = clock() + seconds
     while True:
         result = probe_once_(url)
         samples.append({"at": round(clock(), 3), "classification": result["classification"],
                         "failing": result.get("failing") or [], "latency_ms": result.get("latency_ms")})
-        if clock() + interval > end:
+        if (len(samples) >= count) if count else (clock() + interval > end):
             return samples
         sleep(interval)
 

@@ -134,8 +134,8 @@ def main():
                 "until": round(until, 3), "stats": measured, "health": None, "evals": None,
                 "captured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(until))}
     if p["health_url"] and p["health_samples"] > 0:
-        samples = watch_health(lambda url: probe_once(http_get, url, 2.0), p["health_url"],
-                               p["health_interval"] * (p["health_samples"] - 1), p["health_interval"])
+        samples = watch_health(lambda url: probe_once(http_get, url, 2.0), p["health_url"], 0, p["health_interval"],
+                               count=p["health_samples"])
         latencies = [s["latency_ms"] for s in samples]
         baseline["health"] = dict(health_summary(samples), latency_ms={"p50": percentile(latencies, 50),
                                                                        "p99": percentile(latencies, 99)})

@@ -237,11 +237,21 @@ def test_scheduled_snapshots_keep_the_newest_and_health_runs_by_fqcn(engines, na
         rc, report = run_playbook("engine_ops.lifecycle.snapshot", inventory, "-e", "keep=2", "-e", "reason=nightly")
         assert rc == 0 and not failures(report), report["stats"]
     for engine in members:
-        snapshots = [n for n in os.listdir(str(work / "store" / engine.name)) if not n.startswith((".", "ROLLBACK"))]
+        snapshots = [n for n in os.listdir(str(work / "store" / engine.name))
+                     if not n.startswith((".", "ROLLBACK", "baselines"))]
         assert len(snapshots) == 2
     rows = report_rows(work, "snapshot")
     assert all(row["result"] == "taken" and len(row["removed"]) == 1 for row in rows.values())
     assert [e["operation"] for e in ledger(work)] == ["snapshot"] * 6
+
+    rc, report = run_playbook("engine_ops.lifecycle.baseline", inventory)
+    assert rc == 0 and not failures(report), report["stats"]
+    for engine in members:
+        [name] = os.listdir(str(work / "store" / engine.name / "baselines"))
+        with open(str(work / "store" / engine.name / "baselines" / name)) as handle:
+            measured = json.load(handle)
+        assert measured["stats"]["requests"] == len(engine.kept) and measured["stats"]["error_rate"] == 0
+        assert measured["health"]["classifications"] == {"ok": 5}
 
     rc, report = run_playbook("engine_ops.lifecycle.health", inventory)
     assert rc == 0 and "engine_ops health summary" in report["_trailer"]

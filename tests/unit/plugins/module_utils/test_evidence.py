@@ -5,7 +5,8 @@ import json
 import pytest
 
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._evidence import (
-    EvidenceError, concentration, eval_cases, health_summary, parse_timestamp, requests_from_logs, stats, windows)
+    EvidenceError, concentration, eval_cases, health_summary, parse_timestamp, requests_from_logs, stats, watch_health,
+    windows)
 
 
 def line(ts, rid, message, level="INFO", **extra):
@@ -91,3 +92,15 @@ def test_eval_results_in_junit_or_json(text, cases):
 def test_bad_eval_results_are_named(text, message):
     with pytest.raises(EvidenceError, match=message):
         eval_cases(text)
+
+
+@pytest.mark.parametrize("seconds, count, taken", [(0, None, 1), (2.0, None, 5), (0, 5, 5), (100, 3, 3)])
+def test_watch_health_takes_samples_for_a_time_or_a_count(seconds, count, taken):
+    moment = [1000.0]
+
+    def sleep(pause):
+        moment[0] += pause
+
+    samples = watch_health(lambda url: {"classification": "ok"}, "u", seconds, 0.5, count=count,
+                           clock=lambda: moment[0], sleep=sleep)
+    assert len(samples) == taken and samples[-1]["at"] - samples[0]["at"] == 0.5 * (taken - 1)
