@@ -87,9 +87,18 @@ if [ "$PG_STATUS" != "online" ]; then
 fi
 for _ in $(seq 1 60); do pg_isready -q -h 127.0.0.1 -p "$PG_PORT" && break; sleep 0.5; done
 pg_isready -q -h 127.0.0.1 -p "$PG_PORT" || die "PostgreSQL $PG_VER/$PG_CLUSTER does not answer on 127.0.0.1:$PG_PORT"
-mkdir -p "$WORK/pg"; chmod 700 "$WORK/pg"
-[ -s "$WORK/pg/password" ] || (umask 077; "$PYTHON" -c 'import secrets; print(secrets.token_hex(16))' >"$WORK/pg/password")
-PG_PASSWORD=$(cat "$WORK/pg/password")
+# One password per machine (the role belongs to the cluster, not to a checkout), so several checkouts on one
+# machine never reset each other's password.
+PG_SECRET_DIR="${XDG_CACHE_HOME:-$HOME/.cache}/engine_ops"
+mkdir -p "$PG_SECRET_DIR"; chmod 700 "$PG_SECRET_DIR"
+if [ ! -s "$PG_SECRET_DIR/pg-password" ]; then
+  if [ -s "$WORK/pg/password" ]; then
+    (umask 077; cp "$WORK/pg/password" "$PG_SECRET_DIR/pg-password")  # keep the password an older set-up made
+  else
+    (umask 077; "$PYTHON" -c 'import secrets; print(secrets.token_hex(16))' >"$PG_SECRET_DIR/pg-password")
+  fi
+fi
+PG_PASSWORD=$(cat "$PG_SECRET_DIR/pg-password")
 # The test role owns throwaway databases; password auth over TCP on 127.0.0.1, like an Engine's DSN.
 runuser -u postgres -- psql -q -p "$PG_PORT" -v ON_ERROR_STOP=1 -v pw="$PG_PASSWORD" >/dev/null <<'SQL'
 SELECT format('CREATE ROLE engine_ops LOGIN SUPERUSER PASSWORD %L', :'pw')

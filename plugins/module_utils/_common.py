@@ -7,6 +7,8 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import json
+
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.base import BrainError
@@ -29,17 +31,25 @@ ENGINE_OPTIONS = dict(
 )
 
 
-def http_get(url, timeout, validate_certs=True):
-    """(status, body) of a GET; an HTTP error status is an answer too (503 carries the body to classify)."""
+def http_request(url, timeout, method="GET", body=None, headers=None, validate_certs=True):
+    """(status, body) of one HTTP request; an HTTP error status is an answer too (503 carries a body to read)."""
     # Imported here: ansible's urls module costs ~50 ms per module start, and brain modules seldom need it.
     from ansible.module_utils.six.moves.urllib.error import HTTPError
     from ansible.module_utils.urls import open_url
+    all_headers = {"Accept": "application/json"}
+    if body is not None:
+        all_headers["Content-Type"] = "application/json"
+    all_headers.update(headers or {})
     try:
-        response = open_url(url, method="GET", timeout=timeout, validate_certs=validate_certs,
-                            headers={"Accept": "application/json"})
+        response = open_url(url, method=method, timeout=timeout, validate_certs=validate_certs, headers=all_headers,
+                            data=json.dumps(body) if body is not None else None)
         return response.getcode(), response.read()
     except HTTPError as exc:
         return exc.code, exc.read()
+
+
+def http_get(url, timeout, validate_certs=True):
+    return http_request(url, timeout, validate_certs=validate_certs)
 
 
 class EngineOpsModule(AnsibleModule):

@@ -309,6 +309,8 @@ def main():
         module.fail_action("gather the evidence", exc)
     evidence["health"] = health_summary(samples)
     evidence["concentration"] = concentration(requests, excluded)
+    evidence["failing_requests"] = [{"request_id": r["request_id"], "error_code": r["error_code"], "at": r["at"]}
+                                    for r in requests if r.get("error_code")][:20]
     evidence["engine_errors"] = engine_errors
 
     config = dict((k, p[k]) for k in ("error_rate_max", "error_rate_multiple", "latency_multiple",

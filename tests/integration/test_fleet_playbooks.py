@@ -315,3 +315,27 @@ def test_the_upgrade_watch_rolls_back_a_release_whose_errors_show_in_its_logs(
     baseline = os.path.join(str(work / "store"), engine.name, row["snapshot"], "baseline.json")
     with open(baseline) as handle:
         assert json.load(handle)["stats"]["error_rate"] == 0.0
+
+
+def test_a_rolled_back_version_is_not_redeployed_without_a_root_cause(engines, named, prefix, tmp_path, docker_client):
+    members, inventory, work = fleet(engines, named, prefix, tmp_path, backends=("sqlite",))
+    [engine] = members
+    assert run_playbook("playbooks/upgrade.yml", inventory, "-e", "version=2.4.0")[0] == 0
+    rc, report = run_playbook("playbooks/rollback.yml", inventory, "-e", "version=2.3.1", "-e", "reason='bad memory'")
+    assert rc == 0, report["stats"]
+    before = docker_client.containers.get(engine.name)
+
+    rc, report = run_playbook("playbooks/upgrade.yml", inventory, "-e", "version=v2.4.0")
+    assert rc != 0
+    [refusal] = [r for r in task_results(report, "Refuse to redeploy a rolled-back version without a root cause")
+                 if r.get("failed")]
+    assert "engine:2.4.0 was rolled back 1 time(s), last on %s" % engine.name in refusal["msg"]
+    assert "(bad memory)" in refusal["msg"] and "nothing was changed" in refusal["msg"]
+    after = docker_client.containers.get(engine.name)
+    assert (after.id, after.attrs["State"]["StartedAt"]) == (before.id, before.attrs["State"]["StartedAt"])
+
+    rc, report = run_playbook("playbooks/upgrade.yml", inventory, "-e", "version=v2.4.0",
+                              "-e", "root_cause=https://tracker.example/INC-7")
+    assert rc == 0 and not failures(report), report["stats"]
+    assert docker_client.containers.get(engine.name).image.id == docker_client.images.get("engine:2.4.0").id
+    assert ledger(work)[-1]["root_cause"] == "https://tracker.example/INC-7"
