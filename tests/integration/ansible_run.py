@@ -32,6 +32,8 @@ def run_playbook(playbook, inventory, *args, check=False, timeout=600):
         # The JSON document comes first; the fleet summary table (an aggregate callback) may follow it.
         report, end = json.JSONDecoder().raw_decode(proc.stdout[proc.stdout.index("{"):])
         report["_trailer"] = proc.stdout[proc.stdout.index("{") + end:]
+        report["_stderr"] = proc.stderr
+        report["_before"] = proc.stdout[:proc.stdout.index("{")]
     except ValueError:
         raise AssertionError("ansible-playbook printed no JSON report (rc %d):\n%s\n%s"
                              % (proc.returncode, proc.stdout[-3000:], proc.stderr[-3000:])) from None

@@ -95,7 +95,9 @@ def test_a_rollback_tells_the_channel_and_the_status_page_in_order(engines, name
     assert receiver.calls[2][3]["Authorization"] == "OAuth " + SECRET
     assert receiver.calls[1][3]["Authorization"] == "Bearer " + SECRET
     # the secrets reach the receivers, and nowhere else
-    assert SECRET not in json.dumps(report) + report["_trailer"]
+    verbose = report["_before"] + report["_trailer"] + report["_stderr"]
+    assert "ESTABLISH LOCAL CONNECTION" in verbose  # -vvv really was verbose
+    assert SECRET not in json.dumps(report) + verbose
     with open(str(work / "ledger.jsonl")) as handle:
         assert SECRET not in handle.read()
     entry = [e for e in ledger(work) if e["operation"] == "rollback"][-1]

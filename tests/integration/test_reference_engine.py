@@ -137,7 +137,9 @@ def test_broken_latency_build_is_slow_while_health_stays_ok(engines, backend):
     request_id = "slow-" + uuid.uuid4().hex[:8]
     status, events = engine.execute("quick question", duration=0.2, request_id=request_id)
     assert status == 200 and events[-1]["event"] == "turn.completed"
-    logged = [r for r in engine.logs() if r["message"] == "turn completed" and r["request_id"] == request_id]
+    # the stream ends before the Engine writes its log line: wait for the line, do not race it
+    logged = wait_for(lambda: [r for r in engine.logs() if r["message"] == "turn completed"
+                               and r["request_id"] == request_id], 10, "the turn's log line")
     assert logged[0]["extra"]["duration_ms"] >= 1000  # 5 x 0.2 s, as the build's fault says
     assert engine.health()[0] == 200
 

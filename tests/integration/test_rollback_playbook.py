@@ -71,22 +71,24 @@ def test_broken_build_without_schema_change_is_rolled_back_image_only(engines, n
     engine.wait_healthy()
     engine.execute("history", request_id="h1")
     store = str(tmp_path / "store")
-    run_module("brain_snapshot", {"container": engine.container.name, "store": store, "pinned": True,
-                                  "rollback_target": True})
+    broken_name = "%s-%s" % (prefix, uuid.uuid4().hex[:6])
+    # the store is per Engine name: file the snapshot under the name the broken container will have
+    snap = run_module("brain_snapshot", {"container": engine.container.name, "engine": broken_name, "store": store,
+                                         "pinned": True, "rollback_target": True})
+    assert not snap.get("failed"), snap.get("msg")
     engine.container.stop(timeout=30)
     broken = engines.start("2.3.2-broken-noschema", engine.brain, port=engine.port)
-    broken.name = "%s-%s" % (prefix, uuid.uuid4().hex[:6])
+    broken.name = broken_name
     broken.container.rename(broken.name)
     named(broken.name)
     broken.wait_log("engine ready")
     engine.container.remove(force=True)
-    # the store is per Engine name: give the snapshot to the broken container's name
-    os.rename(os.path.join(store, engine.container.name), os.path.join(store, broken.name))
     inventory = write_inventory(tmp_path, "engines", {broken.name: {
         "engine_container": broken.name, "engine_url": broken.url, "engine_snapshot_store": store,
         "engine_state_dir": str(tmp_path / "state")}})
     rc, report = run_playbook("playbooks/rollback.yml", inventory, "-e", "version=2.3.1")
-    assert rc == 0 and not failures(report), report["stats"]
+    assert rc == 0 and not failures(report), [r.get("msg") for p in report["plays"] for t in p["tasks"]
+                                              for r in t["hosts"].values() if r.get("failed")]
     changed = changed_tasks(report, broken.name)
     assert "Switch the Engine to 2.3.1" in changed
     assert not [t for t in changed if "brain" in t.lower() or "Drain" in t]
