@@ -30,7 +30,8 @@ from ansible.plugins.callback import CallbackBase
 
 OPERATIONS = (
     ("rollback", [("host", "host"), ("from", "from"), ("to", "to"), ("data", "data_rollback"),
-                  ("downtime s", "downtime_seconds"), ("rows exported", "rows_exported"), ("result", "result")]),
+                  ("downtime s", "downtime_seconds"), ("rows exported", "rows_exported"),
+                  ("external calls", "external_calls"), ("result", "result")]),
     ("upgrade", [("host", "host"), ("from", "from"), ("to", "to"), ("snapshot", "snapshot"),
                  ("downtime s", "downtime_seconds"), ("rolled back", "rolled_back"), ("result", "result")]),
     ("health", [("host", "host"), ("version", "version"), ("health", "health"), ("reason", "reason"),
@@ -45,8 +46,8 @@ def cell(value):
         return "-"
     if isinstance(value, bool):
         return "yes" if value else "no"
-    if isinstance(value, list):
-        return str(len(value))
+    if isinstance(value, (list, dict)):
+        return str(len(value)) if isinstance(value, list) else str(sum(value.values()) if value else 0)
     return str(value)
 
 

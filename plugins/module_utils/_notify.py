@@ -50,7 +50,12 @@ def render(event, facts):
         rate = facts.get("error_rate")
         errors = ("error rate %.1f%% (under %.1f%%)" % (100 * rate, 100 * facts.get("threshold", 0.05))
                   if rate is not None else "no errors seen")
-        return "All clear: %s is back on %s, /health ok, %s. %s" % (engine, version, errors, _data_line(facts))
+        text = "All clear: %s is back on %s, /health ok, %s. %s" % (engine, version, errors, _data_line(facts))
+        calls = facts.get("external_calls") or {}
+        if calls:
+            text += (" Not undone: %d bad-window row(s) record calls to external MCP systems (%s); check their effects."
+                     % (sum(calls.values()), ", ".join("%s x%d" % kv for kv in sorted(calls.items()))))
+        return text
     if event == "not_recovered":
         return ("%s is on %s and /health answers, but it has not recovered: %s. No all-clear yet; watching."
                 % (engine, version, facts.get("symptom") or "errors persist"))

@@ -138,6 +138,7 @@ def stage(backend, manifest, snapshot_dir, export_dir, now=time.monotonic):
         backend.discard(staged)
         raise RestoreError("%s; the staged copy was removed and the live brain was not touched" % exc)
     record = {"snapshot": manifest["id"], "staged": staged, "identity": backend.staged_identity(staged),
+              "mcp_servers": backend.column_values("server_registry", "name"),
               "high_water": high, "export_dir": export_dir, "exported_serving": dict(export.counts),
               "whole_tables": list(export.whole_tables),
               "timings": timings}
@@ -192,7 +193,8 @@ def swap(backend, manifest, snapshot_dir, record, engine, stamp, now=time.monoto
     _timed(timings, now, "export_stopped", backend.export, export, marks_of(manifest), record["high_water"])
     summary = export.summary({"snapshot": manifest["id"], "exported_at": stamp})
     result.update(exported=summary["rows"], exported_total=summary["total_rows"], export_dir=record["export_dir"],
-                  exported_whole_tables=summary["whole_tables"])
+                  exported_whole_tables=summary["whole_tables"],
+                  external_calls=external_calls(record["export_dir"], record.get("mcp_servers") or []))
     aside = _timed(timings, now, "swap", backend.swap, record["staged"], stamp)
     os.unlink(os.path.join(snapshot_dir, STAGE_RECORD))
     result["aside"] = aside
@@ -208,7 +210,7 @@ def swap(backend, manifest, snapshot_dir, record, engine, stamp, now=time.monoto
                            "one kept as %s" % ("; ".join(problems[:3]), failed), changed=True, result=result)
     result["verified"] = True
     swap_record = dict((k, result[k]) for k in ("aside", "export_dir", "exported", "exported_total",
-                                                "exported_whole_tables"))
+                                                "exported_whole_tables", "external_calls"))
     swap_record.update(identity=identity, snapshot=manifest["id"], swapped_at=stamp)
     write_atomic(os.path.join(snapshot_dir, SWAP_RECORD), json.dumps(swap_record, sort_keys=True))
     result["health"] = _timed(timings, now, "start_engine", engine.start)
@@ -232,3 +234,32 @@ def already_restored(backend, snapshot_dir):
 
 def export_dir_for(snapshot_dir, stamp):
     return os.path.join(snapshot_dir, "exports", stamp)
+
+
+REGISTRY_TABLES = ("server_registry", "action_registry", "connections")
+
+
+def external_calls(export_dir, servers, limit=20):
+    """Bad-window rows that name a registered MCP server: calls to external systems a rollback does not undo.
+
+    Which rows record tool calls is the Engine's business; any exported row (outside the registries
+    themselves) whose content names a registered server counts. Returns {"total", "by_server", "rows"}.
+    """
+    found = {"total": 0, "by_server": {}, "rows": []}
+    if not servers or not os.path.isdir(export_dir):
+        return found
+    for name in sorted(os.listdir(export_dir)):
+        table = name[:-len(".jsonl")] if name.endswith(".jsonl") else None
+        if not table or table in REGISTRY_TABLES:
+            continue
+        with open(os.path.join(export_dir, name)) as handle:
+            for line in handle:
+                hits = [server for server in servers if server in line]
+                if not hits:
+                    continue
+                found["total"] += 1
+                for server in hits:
+                    found["by_server"][server] = found["by_server"].get(server, 0) + 1
+                if len(found["rows"]) < limit:
+                    found["rows"].append({"table": table, "servers": hits, "row": json.loads(line)})
+    return found

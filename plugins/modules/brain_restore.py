@@ -109,6 +109,12 @@ timings:
     start_engine).
   returned: when a restore ran
   type: dict
+external_calls:
+  description:
+    - Bad-window rows that name a server of the brain's C(server_registry) (calls to external MCP systems), which a
+      rollback does not undo - C(total), C(by_server) and up to 20 C(rows).
+  returned: when a swap ran
+  type: dict
 already_restored:
   description:
     - The live brain already is the copy of this snapshot that an earlier run swapped in (the Engine may have written

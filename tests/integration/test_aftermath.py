@@ -4,7 +4,9 @@ import json
 import os
 import tarfile
 
-from ansible_run import failures, run_playbook
+import requests
+
+from ansible_run import failures, run_playbook, write_inventory
 from test_fleet_playbooks import episodes, fleet, ledger, report_rows, task_results
 
 
@@ -101,3 +103,33 @@ def test_no_usable_snapshot_means_no_rollback_and_recovery_guidance(engines, nam
     assert "copy it aside now" in refusal["msg"]
     after = docker_client.containers.get(engine.name)
     assert (after.id, after.attrs["State"]["StartedAt"]) == (before.id, before.attrs["State"]["StartedAt"])
+
+
+def test_calls_to_external_mcp_servers_in_the_bad_window_are_reported(engines, named, prefix, tmp_path, docker_client):
+    brain = engines.brain("sqlite")
+    docker_client.containers.run("engine:2.3.1", ["python3", "-m", "engine", "seed", "--episodes", "20"], remove=True,
+                                 volumes={brain.volume: {"bind": "/data", "mode": "rw"}}, network_mode="none")
+    engine = engines.start("2.3.1", brain)
+    engine.name = "%s-mcp" % prefix
+    engine.container.rename(engine.name)
+    named(engine.name)
+    engine.wait_healthy()
+    work = tmp_path / "work"
+    inventory = write_inventory(tmp_path, "engines", {engine.name: {
+        "engine_container": engine.name, "engine_url": engine.url, "engine_snapshot_store": str(work / "store"),
+        "engine_state_dir": str(work / "state"), "engine_ledger_path": str(work / "ledger.jsonl"),
+        "engine_report_dir": str(work / "reports"), "upgrade_watch_seconds": 0}})
+    assert run_playbook("playbooks/upgrade.yml", inventory, "-e", "version=2.4.0")[0] == 0
+    for n, calls in enumerate([[{"server": "mcp-files", "tool": "read_file"}], [], [{"server": "mcp-files", "tool": "write_file"}]]):
+        response = requests.post(engine.url + "/execute", json={"message": "m%d" % n, "tool_calls": calls},
+                                 headers={"X-Request-ID": "bad-%d" % n}, timeout=60)
+        assert response.status_code == 200
+    rc, report = run_playbook("playbooks/rollback.yml", inventory, "-e", "version=2.3.1", "-e", "reason=test")
+    assert rc == 0 and not failures(report), report["stats"]
+    row = report_rows(work, "rollback")[engine.name]
+    assert row["external_calls"] == {"mcp-files": 4}  # per call: a trajectory step and an observability event
+    assert "external calls" in report["_trailer"]
+    entry = ledger(work)[-1]
+    with open(entry["postmortem"]) as handle:
+        postmortem = handle.read()
+    assert "record calls to external (MCP) systems" in postmortem and "`mcp-files`: 4 row(s)" in postmortem

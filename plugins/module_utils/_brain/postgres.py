@@ -142,6 +142,16 @@ class PostgresBackend:
         description.pop("keys")
         return description
 
+    def column_values(self, table, column):
+        """Distinct non-empty values of one column of the live brain; [] when the table or column does not exist."""
+        try:
+            with self._connect() as conn:
+                rows = conn.execute(sql.SQL("SELECT DISTINCT {} FROM {}").format(
+                    sql.Identifier(column), sql.Identifier(table))).fetchall()
+        except (psycopg.Error, BrainError):
+            return []
+        return sorted(set(str(r[0]) for r in rows if r[0]))
+
     def describe_staged(self, staged):
         return self.describe(staged)
 

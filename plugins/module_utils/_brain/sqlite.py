@@ -122,6 +122,15 @@ class SqliteBackend:
         with connect(path or self.path) as conn:
             return describe_conn(conn)
 
+    def column_values(self, table, column):
+        """Distinct non-empty values of one column of the live brain; [] when the table or column does not exist."""
+        try:
+            with connect(self.path) as conn:
+                rows = conn.execute("SELECT DISTINCT %s FROM %s" % (_quote(column), _quote(table))).fetchall()
+        except (sqlite3.Error, BrainError):
+            return []
+        return sorted(set(str(r[0]) for r in rows if r[0]))
+
     def integrity(self, path):
         """[] when PRAGMA quick_check passes, else the problems it lists."""
         try:

@@ -158,7 +158,7 @@ class Engine:
             self.in_flight.pop(request_id, None)
             self.cond.notify_all()
 
-    def persist_turn(self, request_id, conversation_id, message, reply, feedback, duration_ms):
+    def persist_turn(self, request_id, conversation_id, message, reply, feedback, duration_ms, tool_calls=()):
         now = utcnow_iso()
         embedding = hashlib.sha256(reply.encode()).digest() * 8
         rows = [
@@ -176,10 +176,12 @@ class Engine:
             ("INSERT INTO working_memory_log (request_id, content, created_at) VALUES (?, ?, ?)",
              (request_id, "turn context: %s" % message[:200], now)),
             ("INSERT INTO trajectories (request_id, steps, created_at) VALUES (?, ?, ?)",
-             (request_id, json.dumps([{"step": "plan"}, {"step": "respond"}]), now)),
+             (request_id, json.dumps([{"step": "plan"}] + [dict(call, step="tool_call") for call in tool_calls]
+                                     + [{"step": "respond"}]), now)),
             ("INSERT INTO observability_events (request_id, kind, payload, created_at) VALUES (?, ?, ?, ?)",
              (request_id, "turn.completed", json.dumps({"duration_ms": duration_ms}), now)),
-        ]
+        ] + [("INSERT INTO observability_events (request_id, kind, payload, created_at) VALUES (?, ?, ?, ?)",
+              (request_id, "tool.call", json.dumps(call), now)) for call in tool_calls]
         self.brain.insert_many(rows)
 
     def add_connection(self, body):
@@ -317,14 +319,19 @@ def make_handler(engine):
             base = body.get("duration_seconds", engine.config.turn_seconds)
             if not isinstance(base, (int, float)) or base < 0:
                 raise ApiError(400, "INVALID_REQUEST", "field 'duration_seconds' must be a non-negative number")
+            tool_calls = body.get("tool_calls") or []
+            if not isinstance(tool_calls, list) or not all(
+                    isinstance(c, dict) and isinstance(c.get("server"), str) and isinstance(c.get("tool"), str)
+                    for c in tool_calls):
+                raise ApiError(400, "INVALID_REQUEST", "field 'tool_calls' must be a list of {server, tool}")
             number = engine.begin_turn(request_id)
             try:
                 return self._run_turn(request_id, number, conversation_id, message, float(base),
-                                      body.get("feedback") or {})
+                                      body.get("feedback") or {}, tool_calls)
             finally:
                 engine.end_turn(request_id)
 
-        def _run_turn(self, request_id, number, conversation_id, message, base, feedback):
+        def _run_turn(self, request_id, number, conversation_id, message, base, feedback, tool_calls=()):
             cfg = engine.config
             duration = faults.turn_duration(cfg.fault, base, cfg.latency_factor)
             engine.log.info("turn started", request_id, turn=number, conversation_id=conversation_id)
@@ -357,7 +364,8 @@ def make_handler(engine):
                 emit({"event": "token", "text": "t%d " % tokens})
             reply = "reply to %r after %d tokens" % (message[:80], tokens)
             duration_ms = round((time.monotonic() - began) * 1000, 1)
-            engine.persist_turn(request_id, conversation_id, message, reply, feedback, duration_ms)
+            engine.persist_turn(request_id, conversation_id, message, reply, feedback, duration_ms,
+                                [{"server": c["server"], "tool": c["tool"]} for c in tool_calls])
             engine.log.info("turn completed", request_id, turn=number, duration_ms=duration_ms)
             emit({"event": "turn.completed", "request_id": request_id, "conversation_id": conversation_id,
                   "reply": reply, "duration_ms": duration_ms})

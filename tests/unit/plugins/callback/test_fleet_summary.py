@@ -19,13 +19,15 @@ def test_engines_without_a_reported_result_get_a_row_saying_why():
 
 def test_the_table_has_a_header_a_rule_and_one_aligned_line_per_engine():
     rows = {"b": {"host": "b", "from": "engine:2.4.0", "to": "engine:2.3.1", "data_rollback": True,
-                  "downtime_seconds": 1.25, "rows_exported": 12, "result": "rolled_back"},
+                  "downtime_seconds": 1.25, "rows_exported": 12, "external_calls": {"mcp-files": 2, "mcp-search": 1},
+                  "result": "rolled_back"},
             "a": {"host": "a", "result": "not_run"}}
     lines = render(rows, ROLLBACK_COLUMNS).splitlines()
-    assert lines[0].split() == ["host", "from", "to", "data", "downtime", "s", "rows", "exported", "result"]
+    assert lines[0].split() == ["host", "from", "to", "data", "downtime", "s", "rows", "exported", "external", "calls",
+                                "result"]
     assert set(lines[1]) == {"-", " "}
-    assert lines[2].split() == ["a", "-", "-", "-", "-", "-", "not_run"]
-    assert lines[3].split() == ["b", "engine:2.4.0", "engine:2.3.1", "yes", "1.25", "12", "rolled_back"]
+    assert lines[2].split() == ["a", "-", "-", "-", "-", "-", "-", "not_run"]
+    assert lines[3].split() == ["b", "engine:2.4.0", "engine:2.3.1", "yes", "1.25", "12", "3", "rolled_back"]
     assert lines[2].index("not_run") == lines[3].index("rolled_back")
 
 

@@ -143,3 +143,18 @@ def test_the_ledger_appends_whole_lines_from_parallel_writers_and_skips_a_torn_t
     assert oct(os.stat(path).st_mode & 0o777) == "0o600"
     assert oct(os.stat(os.path.dirname(path)).st_mode & 0o777) == "0o700"
     assert json.loads(open(path).readline())["pad"] == "x" * 5000
+
+
+def test_external_calls_are_bad_window_rows_naming_a_registered_mcp_server(tmp_path):
+    from ansible_collections.engine_ops.lifecycle.plugins.module_utils._restore import external_calls
+    export = tmp_path / "export"
+    export.mkdir()
+    (export / "observability_events.jsonl").write_text(
+        '{"kind": "tool.call", "payload": "{\\"server\\": \\"mcp-files\\", \\"tool\\": \\"read_file\\"}"}\n'
+        '{"kind": "turn.completed", "payload": "{}"}\n')
+    (export / "trajectories.jsonl").write_text('{"steps": "[{\\"server\\": \\"mcp-search\\"}, {\\"server\\": \\"mcp-files\\"}]"}\n')
+    (export / "server_registry.jsonl").write_text('{"name": "mcp-files"}\n')  # the registry itself is no call
+    found = external_calls(str(export), ["mcp-files", "mcp-search"])
+    assert found["total"] == 2 and found["by_server"] == {"mcp-files": 2, "mcp-search": 1}
+    assert [r["table"] for r in found["rows"]] == ["observability_events", "trajectories"]
+    assert external_calls(str(export), [])["total"] == 0

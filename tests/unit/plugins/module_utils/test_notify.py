@@ -19,6 +19,10 @@ FACTS = {"engine": "agent-eu-1", "version": "2.3.1", "from": "engine:2.4.0",
     ("all_clear", {"engine": "e", "version": "2.3.1", "error_rate": None}, "All clear: e is back on v2.3.1, /health "
                                                                            "ok, no errors seen. Data rolled back: no "
                                                                            "(the brain was kept as it was)."),
+    ("all_clear", {"engine": "e", "version": "2.3.1", "error_rate": 0.0, "external_calls": {"mcp-files": 2}},
+     "All clear: e is back on v2.3.1, /health ok, error rate 0.0% (under 5.0%). Data rolled back: no (the brain was "
+     "kept as it was). Not undone: 2 bad-window row(s) record calls to external MCP systems (mcp-files x2); check "
+     "their effects."),
     ("not_recovered", dict(FACTS, symptom="error rate 9.0%"), "agent-eu-1 is on v2.3.1 and /health answers, but it "
                                                               "has not recovered: error rate 9.0%. No all-clear yet; "
                                                               "watching."),
