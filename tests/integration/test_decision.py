@@ -1,5 +1,6 @@
 """rollback_decision on real reference Engines: each broken build's own logs and /health give its verdict."""
 
+import re
 import subprocess
 import threading
 import time
@@ -72,7 +73,9 @@ def test_each_build_gets_the_right_verdict_from_its_real_evidence(engines, basel
     if guard:
         assert guard in [r["guard"] for r in result["rules"]]
     if build == "2.4.0-broken-errors":
-        assert result["symptom"].startswith("error rate 50.0% vs 0.0% baseline for")
+        # half of all turns fail; a window holding an odd number of them shows a little more or less than 50 %
+        rate = re.match(r"error rate (\d+\.\d)% vs 0\.0% baseline for \d+ s, not improving$", result["symptom"])
+        assert rate and 30 <= float(rate.group(1)) <= 70, result["symptom"]
         assert result["evidence"]["overall"]["errors_by_code"]["TOOL_EXECUTION_FAILED"] >= 2
     if build == "2.4.0-broken-llm":
         assert "llm_provider" in result["symptom"] and "outside the Engine" in result["symptom"]

@@ -5,6 +5,7 @@ Three reference Engines on 2.3.1 (two SQLite brains, one PostgreSQL), driven by 
 
 import json
 import os
+import re
 import signal
 import subprocess
 import threading
@@ -306,7 +307,9 @@ def test_the_upgrade_watch_rolls_back_a_release_whose_errors_show_in_its_logs(
     assert rc != 0
     row = report_rows(work, "upgrade")[engine.name]
     assert row["verdict"] == "rollback", row
-    assert row["symptom"].startswith("error rate 50.0% vs 0.0% baseline")
+    # half of all turns fail on this build; a window holding an odd number of them shows a little more or less
+    rate = re.match(r"error rate (\d+\.\d)% vs 0\.0% baseline for \d+ s, not improving$", row["symptom"])
+    assert rate and 30 <= float(rate.group(1)) <= 70, row["symptom"]
     assert row["result"] == "rolled_back"
     assert docker_client.containers.get(engine.name).image.id == docker_client.images.get("engine:2.3.1").id
     engine.wait_healthy()
