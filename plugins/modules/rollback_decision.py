@@ -198,7 +198,7 @@ import json
 import time
 
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._common import EngineOpsModule, http_get
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._decision import decide
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._decision import DEFAULTS, decide
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._errors import EngineDockerError
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._evidence import (
     EvidenceError, concentration, container_times, eval_cases, health_summary, parse_timestamp, prometheus_windows,
@@ -230,13 +230,13 @@ def main():
             customer_reports=dict(type="list", elements="dict", default=[], options=dict(
                 summary=dict(type="str"), confirmed=dict(type="bool", default=False))),
             expected_changes=dict(type="list", elements="str", default=[]),
-            error_rate_max=dict(type="float", default=0.05),
-            error_rate_multiple=dict(type="float", default=2.0),
-            latency_multiple=dict(type="float", default=2.0),
-            consecutive_windows=dict(type="int", default=2),
-            min_requests=dict(type="int", default=5),
-            health_grace_seconds=dict(type="float", default=180),
-            inconclusive_action=dict(type="str", choices=["rollback", "hold"], default="rollback"),
+            error_rate_max=dict(type="float", default=DEFAULTS["error_rate_max"]),
+            error_rate_multiple=dict(type="float", default=DEFAULTS["error_rate_multiple"]),
+            latency_multiple=dict(type="float", default=DEFAULTS["latency_multiple"]),
+            consecutive_windows=dict(type="int", default=DEFAULTS["consecutive_windows"]),
+            min_requests=dict(type="int", default=DEFAULTS["min_requests"]),
+            health_grace_seconds=dict(type="float", default=DEFAULTS["health_grace_seconds"]),
+            inconclusive_action=dict(type="str", choices=["rollback", "hold"], default=DEFAULTS["inconclusive_action"]),
             prometheus=dict(type="dict", options=dict(
                 url=dict(type="str", required=True), error_rate_query=dict(type="str"), p99_query=dict(type="str"),
                 requests_query=dict(type="str"))),
@@ -313,9 +313,7 @@ def main():
                                     for r in requests if r.get("error_code")][:20]
     evidence["engine_errors"] = engine_errors
 
-    config = dict((k, p[k]) for k in ("error_rate_max", "error_rate_multiple", "latency_multiple",
-                                      "consecutive_windows", "min_requests", "health_grace_seconds",
-                                      "inconclusive_action"))
+    config = dict((k, p[k]) for k in DEFAULTS if k in p)  # the options that tune the decision
     result = decide(evidence["windows"], p["window_seconds"], baseline=(baseline or {}).get("stats"),
                     health=evidence["health"], evals=evals, customer_reports=p["customer_reports"],
                     expected_changes=p["expected_changes"], concentration=evidence["concentration"],
