@@ -129,3 +129,13 @@ class BrainModule(EngineOpsModule):
             return make_backend(self.params, self.container, run=self.runner())
         except BrainError as exc:
             self.fail_action("find the brain", exc)
+
+    def offsite(self):
+        """The off-host S3 store when s3_bucket is set, else None (boto3 is imported only then)."""
+        if not self.params.get("s3_bucket"):
+            return None
+        from ansible_collections.engine_ops.lifecycle.plugins.module_utils._offsite import OffsiteError, S3Store
+        try:
+            return S3Store(self.params, self.engine_name)
+        except (OffsiteError, StoreError) as exc:
+            self.fail_action("check options", exc)

@@ -165,7 +165,8 @@ def write_manifest(directory, manifest):
         os.chmod(path, 0o600)
 
 
-def read_manifest(directory, engine=None, verify_files=False):
+def read_manifest(directory, engine=None, verify_files=False, expected_id=None):
+    """The manifest of the snapshot in `directory` (named by its id, or `expected_id` when it is not yet)."""
     path = os.path.join(directory, MANIFEST)
     with open(path, "rb") as handle:
         data = handle.read()
@@ -181,7 +182,7 @@ def read_manifest(directory, engine=None, verify_files=False):
         manifest = json.loads(data.decode("utf-8"))
     except ValueError:
         raise StoreError("the manifest of snapshot %s is not valid JSON" % os.path.basename(directory))
-    if manifest.get("format") != FORMAT or manifest.get("id") != os.path.basename(directory):
+    if manifest.get("format") != FORMAT or manifest.get("id") != (expected_id or os.path.basename(directory)):
         raise StoreError("the manifest of snapshot %s has an unknown format or a foreign id" % os.path.basename(directory))
     if engine is not None and manifest.get("engine") != engine:
         raise StoreError("snapshot %s belongs to engine %r, not %r" % (manifest["id"], manifest.get("engine"), engine))

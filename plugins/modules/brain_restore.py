@@ -135,56 +135,21 @@ health:
   type: dict
 """
 
+import json
+import os
 import time
 
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.base import BrainError
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.locate import containers_using
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._common import BrainModule, http_get
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._common import BrainModule
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._engine_control import DockerEngine
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._errors import EngineDockerError
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._drain import drain
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._health import probe
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._offsite import OffsiteError
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._restore import (
-    RestoreError, already_restored, brain_matches, existing_stage, export_dir_for, load_stage, plan, preflight, stage, swap)
+    SWAP_RECORD, CountingExport, RestoreError, already_restored, brain_matches, existing_stage, export_dir_for, load_stage, plan, preflight, stage, swap)
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._snapshot_store import (
     StoreError, check_name)
-
-
-class DockerEngine:
-    """Stops the Engine just before the swap and starts it after; says who else uses the brain."""
-
-    def __init__(self, module, container, backend):
-        self.module, self.container, self.backend = module, container, backend
-        self.stopped = False
-
-    def in_use(self):
-        if self.backend.name == "postgres":
-            return self.backend.sessions()
-        if self.module.docker is None:
-            return []
-        return containers_using(self.module.docker, self.backend.path)
-
-    def stop(self):
-        if not self.container or not self.container["State"]["Running"]:
-            return None
-        self.stopped = True
-        return drain(self.module.docker, self.container, "SIGTERM", self.module.params["drain_timeout"])
-
-    def start(self):
-        if not self.stopped or not self.module.params["start_engine"]:
-            return None
-        self.module.docker.start(self.container["Id"])
-        self.stopped = False
-        if not self.module.params["health_url"]:
-            return None
-        return probe(http_get, self.module.params["health_url"], timeout=1.0, deadline=self.module.params["health_timeout"],
-                     backoff=0.05, backoff_max=0.2)
-
-    def start_if_stopped(self):
-        """After a refusal the Engine goes back to serving, whatever start_engine says."""
-        if not self.stopped:
-            return None
-        self.module.params["start_engine"] = True
-        return self.start()
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._volume_options import VOLUME_BACKENDS
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._volume_snapshot import cloud_manifest
 
 
 def main():
@@ -198,7 +163,10 @@ def main():
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     store, backend = module.store(), module.backend()
     engine = DockerEngine(module, container, backend)
+    volume = backend.name in VOLUME_BACKENDS
 
+    if p["undo"] and volume:
+        volume_undo(module, backend, engine, stamp)
     if p["undo"]:
         if module.check_mode:
             module.exit_json(changed=True, plan={"undo": p["undo"]})
@@ -216,15 +184,20 @@ def main():
     snapshot_id = p["id"] or store.rollback_target()
     if not snapshot_id:
         module.fail_action("choose the snapshot", "no id given and the store has no rollback target")
+    fetched = None
     try:
         check_name("snapshot id", snapshot_id)
+        if snapshot_id not in store.ids():
+            fetched = bring_home(module, backend, store, snapshot_id)
         manifest = store.load(snapshot_id, verify_files=True)
+        if volume:
+            volume_restore(module, backend, store, manifest, engine, stamp, fetched)
         preflight(backend, manifest, store.path(snapshot_id), engine_name)
         the_plan = plan(backend, manifest)
         live = backend.describe()
-    except (StoreError, RestoreError, BrainError) as exc:
+    except (StoreError, RestoreError, BrainError, OffsiteError) as exc:
         module.fail_action("preflight of snapshot %s" % snapshot_id, exc)
-    result = {"plan": the_plan, "snapshot": snapshot_id}
+    result = {"plan": the_plan, "snapshot": snapshot_id, "fetched": fetched}
     if brain_matches(live, manifest):
         module.exit_json(changed=False, **result)
     restored = already_restored(backend, store.path(snapshot_id))
@@ -259,6 +232,117 @@ def main():
                            % (outcome["health"]["classification"], outcome["health"]["reason"], outcome["aside"]),
                            changed=True, **result)
     module.exit_json(changed=True, **result)
+
+
+
+def bring_home(module, backend, store, snapshot_id):
+    """A snapshot missing from the local store: fetched from the off-host store, or rebuilt from cloud tags."""
+    if backend.name in VOLUME_BACKENDS:
+        manifest = cloud_manifest(backend.provider, backend.name, store.engine, snapshot_id)
+        if manifest is None:
+            raise StoreError("snapshot %s of engine %s is neither in %s nor a completed %s snapshot"
+                             % (snapshot_id, store.engine, store.base, backend.name))
+        if not module.check_mode:
+            store.commit(store.partial(snapshot_id), manifest)
+        else:
+            module.exit_json(changed=True, snapshot=snapshot_id, plan={"rebuild_manifest_from": "cloud tags",
+                                                                      "cloud_snapshot": manifest["volume_snapshot"]})
+        return {"location": "%s snapshot %s" % (backend.name, manifest["volume_snapshot"]["snapshot_id"])}
+    offsite = module.offsite()
+    if offsite is None:
+        return None  # store.load names the missing snapshot
+    if module.check_mode:
+        if not offsite.has(snapshot_id):
+            raise OffsiteError("snapshot %s of engine %s is neither in the local store nor in %s"
+                               % (snapshot_id, store.engine, offsite.location()))
+        module.exit_json(changed=True, snapshot=snapshot_id, plan={"fetch": offsite.location(snapshot_id),
+                                                                  "then": "preflight, stage, export, swap"})
+    return offsite.fetch(store, snapshot_id)
+
+
+def volume_restore(module, backend, store, manifest, engine, stamp, fetched):
+    """The restore of a cloud volume snapshot (backends ebs, gcp_disk); exits the module."""
+    p = module.params
+    snapshot_dir = store.path(manifest["id"])
+    try:
+        if manifest.get("backend") != backend.name:
+            raise RestoreError("snapshot %s is a %s snapshot; this brain is %s" % (manifest["id"], manifest.get("backend"),
+                                                                                   backend.name))
+        loc = backend.locate()
+        cloud = backend.cloud_snapshot(manifest)
+        result = {"plan": backend.restore_plan(loc, manifest, CountingExport()), "snapshot": manifest["id"],
+                  "fetched": fetched}
+        if backend.already_restored(loc, cloud["id"]):
+            restored = read_json(os.path.join(snapshot_dir, SWAP_RECORD)) or {"volume": loc["volume"]["id"]}
+            module.exit_json(changed=False, already_restored=restored, aside=restored.get("aside"), **result)
+        backend.refuse_without_permissions("restore", loc, cloud["id"])
+    except (BrainError, RestoreError, OSError) as exc:
+        module.fail_action("preflight of snapshot %s" % manifest["id"], exc)
+    if module.check_mode:
+        module.exit_json(changed=True, **result)
+    try:
+        if p["phase"] == "swap":
+            record = backend.existing_stage(manifest, snapshot_dir)
+            if record is None:
+                raise RestoreError("snapshot %s has no staged volume (run with phase=stage first)" % manifest["id"])
+        else:
+            reused = backend.existing_stage(manifest, snapshot_dir)
+            record = reused or backend.stage(loc, manifest, snapshot_dir, export_dir_for(snapshot_dir, stamp))
+            result["reused_stage"] = bool(reused)
+        if p["phase"] == "stage":
+            module.exit_json(changed=not result["reused_stage"], staged=record["staged"], export_dir=record["export_dir"],
+                             exported_so_far=record["exported_serving"], timings=record["timings"], **result)
+        outcome = backend.swap(loc, manifest, snapshot_dir, record, engine, stamp)
+    except RestoreError as exc:
+        module.fail_action("restore snapshot %s" % manifest["id"], exc, changed=exc.changed, **dict(result, **exc.result))
+    except (BrainError, OSError, EngineDockerError) as exc:
+        engine.start_if_stopped()
+        module.fail_action("restore snapshot %s" % manifest["id"], exc, changed=True, **result)
+    result.update(outcome)
+    result["swap_seconds"] = outcome["timings"]["swap"]
+    if outcome.get("health") and not outcome["health"].get("healthy"):
+        module.fail_action("start the Engine on the restored volume", "it is %s (%s); the replaced volume is kept as %s"
+                           % (outcome["health"]["classification"], outcome["health"]["reason"], outcome["aside"]),
+                           changed=True, **result)
+    module.exit_json(changed=True, **result)
+
+
+def volume_undo(module, backend, engine, stamp):
+    """Put a kept volume back at the device (the one a restore replaced); exits the module."""
+    wanted = module.params["undo"]
+    try:
+        loc = backend.locate()
+        if loc["volume"]["id"] == wanted:
+            module.exit_json(changed=False, aside=None, plan={"undo": wanted, "already_attached": True})
+        state = backend.provider.volume_state(wanted)
+        if state != "available":
+            raise RestoreError("volume %s is %s, not available to attach" % (wanted, state))
+        other = backend.provider.volume(wanted)
+        if other["zone"] != loc["instance"]["zone"]:
+            raise RestoreError("volume %s is in zone %s but instance %s is in zone %s"
+                               % (wanted, other["zone"], loc["instance"]["id"], loc["instance"]["zone"]))
+    except (BrainError, RestoreError) as exc:
+        module.fail_action("undo", exc)
+    plan = {"undo": wanted, "replaces": loc["volume"]["id"], "device": backend.device}
+    if module.check_mode:
+        module.exit_json(changed=True, plan=plan)
+    try:
+        engine.stop()
+        backend.switch_volume(loc, wanted, stamp, engine)
+    except RestoreError as exc:
+        module.fail_action("undo", exc, changed=exc.changed, plan=plan)
+    except (BrainError, OSError, EngineDockerError) as exc:
+        engine.start_if_stopped()
+        module.fail_action("undo", exc, changed=True, plan=plan)
+    module.exit_json(changed=True, aside=loc["volume"]["id"], plan=plan, health=engine.start())
+
+
+def read_json(path):
+    try:
+        with open(path) as handle:
+            return json.load(handle)
+    except (IOError, OSError, ValueError):
+        return None
 
 
 if __name__ == "__main__":

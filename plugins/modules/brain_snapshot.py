@@ -111,10 +111,13 @@ removed:
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.base import BrainError
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.locate import container_env
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._common import BrainModule
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._engine_control import DockerEngine
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._errors import EngineDockerError
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._offsite import OffsiteError
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._snapshot import engine_metadata, take_snapshot
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._snapshot_store import (
     StoreError, check_name, key_fingerprint, new_id, retention_victims)
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._volume_options import VOLUME_BACKENDS
 
 
 def main():
@@ -150,39 +153,87 @@ def main():
             module.fail_action("delete snapshot %s" % snapshot_id, "it is pinned or the rollback target; set force=true "
                                "to delete it")
         if not module.check_mode:
-            store.delete(snapshot_id)
+            try:
+                delete_snapshot(module, store, snapshot_id, module.offsite())
+            except (BrainError, OffsiteError, StoreError, OSError) as exc:
+                module.fail_action("delete snapshot %s" % snapshot_id, exc)
         module.exit_json(changed=True, removed=[snapshot_id])
 
+    offsite = module.offsite()
     if p["id"] and snapshot_id in store.ids():
         try:
-            module.exit_json(changed=False, snapshot=store.load(snapshot_id, verify_files=True), removed=[])
+            manifest = store.load(snapshot_id, verify_files=True)
         except StoreError as exc:
             module.fail_action("check existing snapshot %s" % snapshot_id, exc)
+        result = {"changed": False, "snapshot": manifest, "removed": []}
+        if offsite and not module.check_mode and not offsite.has(snapshot_id) and not manifest.get("volume_snapshot"):
+            result.update(changed=True, offsite=copy_offsite(module, offsite, store, manifest))
+        module.exit_json(**result)
     backend = module.backend()
     try:
         if not backend.exists():
             raise BrainError("the brain %s does not exist" % backend.location())
-    except BrainError as exc:
+        plan = backend.locate() if backend.name in VOLUME_BACKENDS else None
+        if offsite and plan is None and not module.check_mode:
+            offsite.ids()  # the bucket answers and may be listed: before the snapshot, not after
+    except (BrainError, OffsiteError) as exc:
         module.fail_action("find the brain", exc)
     if module.check_mode:
-        module.exit_json(changed=True, removed=[], snapshot={"id": snapshot_id, "engine": engine_name,
-                                                             "backend": backend.name, "source": backend.location(),
-                                                             "estimated_size_bytes": backend.size_bytes()})
+        planned = {"id": snapshot_id, "engine": engine_name, "backend": backend.name, "source": backend.location(),
+                   "estimated_size_bytes": backend.size_bytes() if plan is None else backend.sqlite.size_bytes()}
+        if plan is not None:
+            planned["plan"] = backend.snapshot_plan(plan, snapshot_id)
+        if offsite:
+            planned["offsite"] = offsite.location(snapshot_id)
+        module.exit_json(changed=True, removed=[], snapshot=planned)
     secret = p["encryption_key"] or (container_env(container).get("AD_ENCRYPTION_KEY") if container else None)
+    result = {}
     try:
         image = module.docker.inspect_image(container["Image"]) if container else None
-        manifest = take_snapshot(backend, store, snapshot_id, engine_metadata(container, image), p["reason"],
-                                 p["pinned"], key_fingerprint(secret))
+        metadata = engine_metadata(container, image)
+        if plan is not None:
+            manifest = backend.take(store, snapshot_id, metadata, DockerEngine(module, container, backend), p["reason"],
+                                    p["pinned"], key_fingerprint(secret))
+        else:
+            manifest = take_snapshot(backend, store, snapshot_id, metadata, p["reason"], p["pinned"],
+                                     key_fingerprint(secret))
+        result["snapshot"] = manifest
+        if offsite and plan is None:
+            result["offsite"] = copy_offsite(module, offsite, store, manifest)
         if p["rollback_target"]:
             store.set_rollback_target(snapshot_id)
         removed = []
         if p["keep"]:
             for victim in retention_victims(store.list(), p["keep"], store.rollback_target()):
-                store.delete(victim)
+                delete_snapshot(module, store, victim, offsite)
                 removed.append(victim)
+        result["removed"] = removed
     except (BrainError, StoreError, EngineDockerError, OSError) as exc:
-        module.fail_action("snapshot %s" % backend.location(), exc)
-    module.exit_json(changed=True, snapshot=manifest, removed=removed)
+        module.fail_action("snapshot %s" % backend.location(), exc, changed="snapshot" in result, **result)
+    module.exit_json(changed=True, **result)
+
+
+def copy_offsite(module, offsite, store, manifest):
+    try:
+        return offsite.upload(store.path(manifest["id"]), manifest)
+    except (OffsiteError, OSError) as exc:
+        module.fail_action("copy snapshot %s off the host" % manifest["id"], "%s; the local snapshot is kept and valid"
+                           % exc, changed=True, snapshot=manifest, removed=[])
+
+
+def delete_snapshot(module, store, snapshot_id, offsite):
+    """Delete a snapshot everywhere it is: its cloud volume snapshot, its off-host copy, the local store."""
+    try:
+        manifest = store.load(snapshot_id)
+    except StoreError:
+        manifest = {}
+    cloud = (manifest.get("volume_snapshot") or {}).get("snapshot_id")
+    if cloud:
+        from ansible_collections.engine_ops.lifecycle.plugins.module_utils._volume_snapshot import make_provider
+        make_provider(dict(module.params, backend=manifest["backend"])).delete_snapshot(cloud)
+    if offsite:
+        offsite.delete(snapshot_id)
+    store.delete(snapshot_id)
 
 
 if __name__ == "__main__":

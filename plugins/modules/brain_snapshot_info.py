@@ -75,10 +75,13 @@ live:
 """
 
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.base import BrainError
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.cloud import manifest_from_labels
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._common import BrainModule
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._offsite import OffsiteError
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._restore import age_seconds
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._snapshot_store import (
     StoreError, check_name, schema_diff)
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._volume_options import VOLUME_BACKENDS
 
 
 def main():
@@ -97,7 +100,7 @@ def main():
     if p["compare_live"]:
         backend = module.backend()
         try:
-            live = backend.describe()
+            live = getattr(backend, "sqlite", backend).describe()
         except BrainError as exc:
             module.fail_action("describe the live brain", exc)
         result["live"] = {"fingerprint": live["fingerprint"],
@@ -117,8 +120,47 @@ def main():
                 manifest["data_rollback_required"] = live["fingerprint"] != manifest["schema_fingerprint"]
                 manifest["schema_diff"] = schema_diff(live["schema"], manifest["schema"])
         snapshots.append(manifest)
+    try:
+        snapshots.extend(elsewhere(module, store, snapshots))
+    except (BrainError, OffsiteError) as exc:
+        module.fail_action("list snapshots kept off the host", exc)
     result["snapshots"] = snapshots
     module.exit_json(**result)
+
+
+def elsewhere(module, store, snapshots):
+    """Mark where each snapshot is kept besides the host; return those known only off the host."""
+    p = module.params
+    local = dict((m["id"], m) for m in snapshots)
+    for manifest in snapshots:
+        manifest["location"] = ["host"]
+    found = []
+    if p["backend"] in VOLUME_BACKENDS:
+        from ansible_collections.engine_ops.lifecycle.plugins.module_utils._volume_snapshot import make_provider
+        for snap in make_provider(p).find_snapshots(store.engine):
+            snapshot_id = snap["labels"].get("id")
+            if p["id"] and snapshot_id != p["id"]:
+                continue
+            if snapshot_id in local:
+                local[snapshot_id]["location"].append(p["backend"])
+                local[snapshot_id]["cloud_state"] = snap["state"]
+                continue
+            manifest = manifest_from_labels(snap["labels"], snap, p["backend"])
+            manifest.update(valid=snap["state"] == "completed", problem=None if snap["state"] == "completed" else
+                            "the %s snapshot %s is %s" % (p["backend"], snap["id"], snap["state"]),
+                            location=[p["backend"]], cloud_state=snap["state"])
+            found.append(manifest)
+    offsite = module.offsite()
+    if offsite is not None:
+        for snapshot_id in offsite.ids():
+            if p["id"] and snapshot_id != p["id"]:
+                continue
+            if snapshot_id in local:
+                local[snapshot_id]["location"].append("s3")
+            else:
+                found.append({"id": snapshot_id, "valid": True, "problem": None, "location": ["s3"],
+                              "offsite": offsite.location(snapshot_id)})
+    return found
 
 
 if __name__ == "__main__":

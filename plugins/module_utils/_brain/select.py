@@ -13,7 +13,7 @@ from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.locate
 BRAIN_OPTIONS = dict(
     engine=dict(type="str"),
     store=dict(type="path", default="/var/lib/engine_ops/snapshots"),
-    backend=dict(type="str", choices=["sqlite", "postgres"], default="sqlite"),
+    backend=dict(type="str", choices=["sqlite", "postgres", "ebs", "gcp_disk"], default="sqlite"),
     sqlite_path=dict(type="path"),
     pg_dsn=dict(type="str", no_log=True),
     pg_host=dict(type="str", default="127.0.0.1"),
@@ -23,9 +23,19 @@ BRAIN_OPTIONS = dict(
     pg_database=dict(type="str"),
     pg_jobs=dict(type="int", default=2),
 )
+# Cloud volumes (backends ebs and gcp_disk) and the off-host S3 copy; kept apart so they stay optional.
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._offsite import AWS_OPTIONS, OFFSITE_OPTIONS  # noqa: E402
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._volume_options import VOLUME_OPTIONS  # noqa: E402
+
+BRAIN_OPTIONS.update(VOLUME_OPTIONS)
+BRAIN_OPTIONS.update(AWS_OPTIONS)
+BRAIN_OPTIONS.update(OFFSITE_OPTIONS)
 
 
 def make_backend(params, container=None, run=None):
+    if params["backend"] in ("ebs", "gcp_disk"):
+        from ansible_collections.engine_ops.lifecycle.plugins.module_utils._volume_snapshot import VolumeBrain, make_provider
+        return VolumeBrain(make_provider(params), make_backend(dict(params, backend="sqlite"), container), params)
     if params["backend"] == "sqlite":
         from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.sqlite import SqliteBackend
         path = params.get("sqlite_path")
