@@ -77,9 +77,12 @@ options:
     type: path
     default: /var/lib/engine_ops/snapshots
   backend:
-    description: Where the brain lives.
+    description:
+      - Where the brain lives. V(sqlite) and V(postgres) snapshot into the store on the host.
+      - V(ebs) and V(gcp_disk) snapshot the cloud volume (EBS volume, GCP persistent disk) whose filesystem holds the
+        SQLite brain, and restore by swapping in a new volume made from the snapshot; see C(docs/volume-snapshots.md).
     type: str
-    choices: [sqlite, postgres]
+    choices: [sqlite, postgres, ebs, gcp_disk]
     default: sqlite
   sqlite_path:
     description:
@@ -110,4 +113,109 @@ options:
     description: Parallel jobs for C(pg_dump) and C(pg_restore).
     type: int
     default: 2
+  instance_id:
+    description:
+      - With O(backend=ebs), the EC2 instance id that runs the Engine; with O(backend=gcp_disk), the instance name.
+    type: str
+  device:
+    description:
+      - With a volume backend, the device the brain's volume is attached as (EBS C(/dev/sdf); GCP the disk's device name,
+        for example C(brain)). A restored volume is attached at the same device.
+    type: str
+  device_path:
+    description:
+      - With a volume backend, where an attached volume appears on the host, as a template with C({volume_id}) and
+        C({device}).
+      - Defaults to C(/dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_<id>), then the device name (EBS), and
+        C(/dev/disk/by-id/google-{device}) (GCP).
+    type: str
+  volume_id:
+    description: With a volume backend, the volume expected at O(device); anything else attached there is refused.
+    type: str
+  zone:
+    description:
+      - With a volume backend, the zone the restored volume must be created in; it must be the instance's zone (the
+        default), or the module refuses before changing anything.
+    type: str
+  consistency:
+    description:
+      - With a volume backend, how the snapshot is made consistent. V(freeze) checkpoints the SQLite WAL and freezes the
+        filesystem while the snapshot's point in time is fixed (the Engine keeps serving; writes wait); row counts are
+        taken just before the freeze. V(drain) also stops the Engine for that moment, for exact row counts.
+    type: str
+    choices: [freeze, drain]
+    default: freeze
+  freeze_timeout:
+    description:
+      - With a volume backend, seconds the filesystem may stay frozen. A watchdog process thaws it after that, even if
+        this module is killed; a snapshot whose freeze outlived it is deleted and the module fails.
+    type: int
+    default: 30
+  snapshot_timeout:
+    description:
+      - With a volume backend, seconds to wait for the snapshot to complete. Defaults to 600 plus 30 per GiB of volume.
+    type: int
+  volume_timeout:
+    description: With a volume backend, seconds each volume step (create, detach, attach) may take.
+    type: int
+    default: 600
+  gcp_project:
+    description: With O(backend=gcp_disk), the project of the instance and its disks.
+    type: str
+  gcp_zone:
+    description: With O(backend=gcp_disk), the zone of the instance.
+    type: str
+  gcp_endpoint:
+    description: With O(backend=gcp_disk), another Compute API endpoint (for example a private one).
+    type: str
+  gcp_auth_kind:
+    description:
+      - With O(backend=gcp_disk), the credentials; V(application) uses Application Default Credentials,
+        V(serviceaccount) the key file O(gcp_credentials_file), V(none) no credentials (only with O(gcp_endpoint)).
+    type: str
+    choices: [application, serviceaccount, none]
+    default: application
+  gcp_credentials_file:
+    description: With O(gcp_auth_kind=serviceaccount), the service account key file.
+    type: path
+  aws_region:
+    description: AWS region of the EBS volume and of the S3 bucket. Defaults to the environment's (C(AWS_REGION)).
+    type: str
+  aws_endpoint_url:
+    description: Another EC2 and S3 endpoint (for example a VPC endpoint).
+    type: str
+  aws_access_key:
+    description: AWS access key id; defaults to the usual boto3 credential chain (environment, profile, instance role).
+    type: str
+  aws_secret_key:
+    description: AWS secret access key of O(aws_access_key).
+    type: str
+  aws_session_token:
+    description: AWS session token of temporary credentials.
+    type: str
+  aws_profile:
+    description: AWS profile to take the credentials from.
+    type: str
+  s3_bucket:
+    description:
+      - Keep every file and dump snapshot off the host as well, in this S3 bucket; O(backend=ebs) and O(backend=gcp_disk)
+        snapshots are off the host already.
+      - M(engine_ops.lifecycle.brain_restore) fetches a snapshot missing from the local store from here, verified.
+    type: str
+  s3_prefix:
+    description: Key prefix in O(s3_bucket); objects go to C(<prefix>/<engine>/<id>/<file>).
+    type: str
+    default: engine_ops
+  s3_sse:
+    description: Server-side encryption of every object.
+    type: str
+    choices: [AES256, aws:kms]
+    default: AES256
+  s3_kms_key_id:
+    description: With O(s3_sse=aws:kms), the KMS key; defaults to the account's S3 key.
+    type: str
+  s3_multipart_mib:
+    description: Files at least this large (MiB, minimum 5) are uploaded and downloaded in parts of this size.
+    type: int
+    default: 64
 """

@@ -194,4 +194,3 @@ class S3Store:
         for key in keys:
             self._call("deleting %s" % key["Key"], self.client.delete_object, Bucket=self.bucket, Key=key["Key"])
         return len(keys)
-

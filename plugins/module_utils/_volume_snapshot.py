@@ -204,8 +204,8 @@ class VolumeBrain:
         """The cloud snapshot behind a manifest, checked to be complete and to belong to this Engine."""
         ref = (manifest.get("volume_snapshot") or {}).get("snapshot_id")
         if not ref:
-            raise VolumeError("snapshot %s is a %s snapshot without a cloud snapshot id" % (manifest["id"],
-                                                                                          manifest.get("backend")))
+            raise VolumeError("snapshot %s is a %s snapshot without a cloud snapshot id"
+                              % (manifest["id"], manifest.get("backend")))
         snap = self.provider.snapshot(ref)
         if snap is None:
             raise VolumeError("cloud snapshot %s of snapshot %s does not exist" % (ref, manifest["id"]))

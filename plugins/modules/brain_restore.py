@@ -25,6 +25,12 @@ description:
     (live brain and its WAL set aside as C(<brain>.pre-restore-<time>)); PostgreSQL by renaming databases.
   - I(Verify); the live brain matches the manifest, with the owner, group and mode of the brain it replaced.
   - The replaced brain is kept; O(undo) puts a set-aside brain back.
+  - With O(backend=ebs) or O(backend=gcp_disk) the stage phase creates a new volume from the snapshot in the instance's
+    zone (Engine serving) and the swap phase unmounts, detaches the old volume (kept, tagged C(replaced_by)), attaches
+    the new one at the same device, mounts it with the old options and verifies the brain; a failure puts the old
+    volume back. O(undo) takes the kept volume's id. Permissions are checked before anything changes.
+  - A snapshot missing from the local store is fetched from O(s3_bucket) (every file checked against the manifest's
+    sha256 before it enters the store), or, for a volume backend, rebuilt from the cloud snapshot's tags.
   - A brain that already equals the snapshot is left alone (C(changed=false)), and so is a live brain that is the very
     copy of this snapshot an earlier run swapped in, even after the Engine wrote to it (RV(already_restored)); a re-run
     after an interrupted rollback never restores twice. Check mode returns the plan.
@@ -121,6 +127,14 @@ already_restored:
       to it since); nothing is restored again. Holds the earlier swap's record (when, aside, exports).
   returned: when that is the case
   type: dict
+fetched:
+  description: Where a snapshot missing from the local store was brought from (C(location), and C(bytes), C(seconds)).
+  returned: always
+  type: dict
+staged:
+  description: The staged copy (a path, a database name, or the new volume's id).
+  returned: when a restore ran
+  type: str
 reused_stage:
   description: The staged copy of an earlier run was re-used instead of staging again.
   returned: when O(phase) is V(stage) or V(all) and a restore ran
@@ -234,7 +248,6 @@ def main():
     module.exit_json(changed=True, **result)
 
 
-
 def bring_home(module, backend, store, snapshot_id):
     """A snapshot missing from the local store: fetched from the off-host store, or rebuilt from cloud tags."""
     if backend.name in VOLUME_BACKENDS:
@@ -245,8 +258,8 @@ def bring_home(module, backend, store, snapshot_id):
         if not module.check_mode:
             store.commit(store.partial(snapshot_id), manifest)
         else:
-            module.exit_json(changed=True, snapshot=snapshot_id, plan={"rebuild_manifest_from": "cloud tags",
-                                                                      "cloud_snapshot": manifest["volume_snapshot"]})
+            plan = {"rebuild_manifest_from": "cloud tags", "cloud_snapshot": manifest["volume_snapshot"]}
+            module.exit_json(changed=True, snapshot=snapshot_id, plan=plan)
         return {"location": "%s snapshot %s" % (backend.name, manifest["volume_snapshot"]["snapshot_id"])}
     offsite = module.offsite()
     if offsite is None:
@@ -255,8 +268,8 @@ def bring_home(module, backend, store, snapshot_id):
         if not offsite.has(snapshot_id):
             raise OffsiteError("snapshot %s of engine %s is neither in the local store nor in %s"
                                % (snapshot_id, store.engine, offsite.location()))
-        module.exit_json(changed=True, snapshot=snapshot_id, plan={"fetch": offsite.location(snapshot_id),
-                                                                  "then": "preflight, stage, export, swap"})
+        plan = {"fetch": offsite.location(snapshot_id), "then": "preflight, stage, export, swap"}
+        module.exit_json(changed=True, snapshot=snapshot_id, plan=plan)
     return offsite.fetch(store, snapshot_id)
 
 

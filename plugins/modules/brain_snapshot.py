@@ -20,7 +20,13 @@ description:
     schema fingerprint and schema, rows per table, reason, pinned flag, the fingerprint of the encryption
     key's identity (never the key) and the time the snapshot took.
   - O(keep) applies retention after a new snapshot; pinned snapshots and the rollback target are never removed.
-  - O(state=absent) deletes a snapshot; a pinned one or the rollback target only with O(force=true).
+  - O(state=absent) deletes a snapshot; a pinned one or the rollback target only with O(force=true). A volume
+    snapshot's cloud snapshot and an off-host copy are deleted with it, by retention too.
+  - With O(backend=ebs) or O(backend=gcp_disk) the snapshot is a cloud snapshot of the volume that holds the brain,
+    made consistent by O(consistency), tagged with the manifest's fields, and waited on until it completes (the
+    result's C(progress) has the samples). Permissions are checked first (EC2 C(DryRun), GCP C(testIamPermissions)).
+  - With O(s3_bucket) a file or dump snapshot is copied off the host after it is verified (server-side encrypted,
+    multipart for large files); an upload that fails fails the task and keeps the valid local snapshot.
 author:
   - engine_ops maintainers (@engine-ops)
 extends_documentation_fragment:
@@ -88,6 +94,21 @@ EXAMPLES = r"""
     pg_password: "{{ vault_pg_password }}"
     pg_database: brain
 
+- name: Snapshot the EBS volume that holds the brain, and keep file snapshots of another Engine in S3
+  engine_ops.lifecycle.brain_snapshot:
+    container: engine
+    backend: ebs
+    instance_id: i-0123456789abcdef0
+    device: /dev/sdf
+    aws_region: eu-west-1
+    rollback_target: true
+
+- name: Copy each new snapshot off the host
+  engine_ops.lifecycle.brain_snapshot:
+    container: engine
+    s3_bucket: acme-engine-snapshots
+    s3_prefix: prod/eu
+
 - name: Delete an old snapshot
   engine_ops.lifecycle.brain_snapshot:
     engine: support-agent
@@ -101,6 +122,10 @@ snapshot:
   returned: when O(state=present)
   type: dict
   sample: {"id": "20261128T100000.000000Z", "backend": "sqlite", "size_bytes": 10485760, "pinned": true}
+offsite:
+  description: Where the off-host copy went (C(location), C(objects), C(bytes), C(multipart), C(encryption), C(seconds)).
+  returned: when O(s3_bucket) is set and a copy was made
+  type: dict
 removed:
   description: Ids deleted (by O(state=absent) or by retention).
   returned: always

@@ -15,6 +15,9 @@ description:
   - Lists the snapshots in the store with their manifests, oldest first. A snapshot whose manifest fails its
     checksum is listed with C(valid=false) and the problem.
   - With O(verify), also checks every file's checksum.
+  - With a volume backend, also lists the cloud snapshots tagged for this Engine; with O(s3_bucket), the off-host
+    copies. Each snapshot's C(location) says where it is kept (C(host), C(ebs), C(gcp_disk), C(s3)); a snapshot known
+    only off the host is listed too.
   - With O(compare_live), compares the live brain's schema fingerprint with each snapshot's and returns
     C(data_rollback_required) with the differing tables and columns.
 author:

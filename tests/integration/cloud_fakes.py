@@ -21,7 +21,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
 
 
-
 def _run(*argv):
     return subprocess.run(argv, check=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE).stdout.decode().strip()
 
@@ -256,8 +255,8 @@ class FakeCompute(_Server):
         req.wfile.write(data)
 
     def forbidden(self, permission):
-        return 403, {"error": {"code": 403, "message": "Required '%s' permission for 'projects/%s'"
-                                                      % (permission, self.project),
+        message = "Required '%s' permission for 'projects/%s'" % (permission, self.project)
+        return 403, {"error": {"code": 403, "message": message,
                                "errors": [{"reason": "forbidden", "message": "Required '%s' permission" % permission}]}}
 
     def route(self, method, parts, query, body):  # pylint: disable=too-many-return-statements

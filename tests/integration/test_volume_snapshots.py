@@ -15,10 +15,11 @@ import time
 import uuid
 
 import boto3
+import docker
 import pytest
 import requests
 
-from ansible_run import run_module
+from ansible_run import failures, run_module, run_playbook, write_inventory
 from cloud_fakes import BlockStore, Ec2DataPlane, FakeCompute
 from conftest import Brain, free_port, wait_for
 
@@ -91,12 +92,17 @@ class Site:
         return self.engine
 
     def source(self):
-        out = subprocess.run(["findmnt", "-n", "-o", "SOURCE", self.mount_point], capture_output=True, text=True)
+        out = subprocess.run(["findmnt", "-n", "-o", "SOURCE", self.mount_point], capture_output=True, text=True,
+                             check=True)
         return out.stdout.strip()
 
     def close(self):
-        if self.engine is not None:
-            self.engine.container.remove(force=True)
+        if self.engine is not None:  # by name: a playbook may have replaced the container
+            for suffix in ("", "-engine_ops-next", "-engine_ops-previous"):
+                try:
+                    self.engine.client.containers.get(self.engine.container.name + suffix).remove(force=True)
+                except docker.errors.NotFound:
+                    pass
         subprocess.run(["umount", self.mount_point], check=False, capture_output=True)
         self.blocks.close()
 
@@ -192,6 +198,39 @@ def test_ebs_snapshot_and_restore_end_to_end(ebs):
     assert undo["changed"] and not undo.get("failed"), undo.get("msg")
     assert attached(ebs) == [(ebs.volume, "/dev/sdf")] and rows(ebs.brain) == 7
     assert engine.health()[0] == 200
+
+
+def failed_messages(report):
+    return [(t["task"]["name"], r.get("msg")) for p in report["plays"] for t in p["tasks"] for r in t["hosts"].values()
+            if r.get("failed") and not r.get("ignore_errors")]
+
+
+def test_upgrade_and_rollback_playbooks_on_an_ebs_volume(ebs, tmp_path, docker_client):
+    """The fleet playbooks with brain_backend=ebs: the pre-upgrade snapshot is an EBS snapshot, the rollback swaps volumes."""
+    engine, name = ebs.engine, ebs.engine.container.name
+    turns(engine, "kept", 3)
+    options = dict((k, v) for k, v in ebs.args.items() if k not in ("container", "store", "backend"))
+    work = tmp_path / "work"
+    inventory = write_inventory(tmp_path, "engines", {name: {
+        "engine_container": name, "engine_url": engine.url, "brain_backend": "ebs", "brain_options": options}},
+        group_vars={"engine_snapshot_store": ebs.store, "engine_state_dir": str(work / "state"),
+                    "engine_ledger_path": str(work / "ledger.jsonl"), "engine_report_dir": str(work / "reports"),
+                    "upgrade_watch_seconds": 2, "upgrade_window_seconds": 1})
+    rc, report = run_playbook("playbooks/upgrade.yml", inventory, "-e", "version=2.4.0")
+    assert rc == 0 and not failures(report), failed_messages(report)
+    snapshots = ebs.ec2.describe_snapshots(OwnerIds=["self"])["Snapshots"]
+    assert len(snapshots) == 1 and docker_client.containers.get(name).image.id == docker_client.images.get(
+        "engine:2.4.0").id
+    turns(engine, "bad", 2)
+
+    rc, report = run_playbook("playbooks/rollback.yml", inventory, "-e", "version=2.3.1", "-e", "reason=bad writes")
+    assert rc == 0 and not failures(report), failed_messages(report)
+    assert docker_client.containers.get(name).image.id == docker_client.images.get("engine:2.3.1").id
+    (new_volume, device), = attached(ebs)
+    assert device == "/dev/sdf" and new_volume != ebs.volume
+    assert tags(ebs, new_volume)["engine_ops:restored_from"] == snapshots[0]["SnapshotId"]
+    assert tags(ebs, ebs.volume)["engine_ops:replaced_by"] == new_volume
+    assert rows(ebs.brain) == 3 and engine.health()[0] == 200
 
 
 def test_ebs_restore_when_the_host_lost_its_store(ebs):

@@ -305,4 +305,3 @@ class GcpDiskProvider:
         op = self.call("disks", "delete_unary", "compute.disks.delete %s" % volume_id, project=self.project,
                        zone=self.zone, disk=volume_id)
         self.wait_operation(op, "deleting disk %s" % volume_id, time.monotonic() + 300)
-

@@ -1,0 +1,128 @@
+"""Volume snapshot logic that needs no cloud and no root: mountinfo, tags, names, deadlines, verification."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils import _volume_host as host
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.cloud import (
+    DeadlineExceeded, manifest_from_labels, manifest_tags, snapshot_deadline, wait_until)
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.gcp_disk import (
+    label_value, resource_name, snapshot_name)
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._volume_snapshot import VolumeBrain, VolumeError
+
+MOUNTINFO = """\
+22 1 253:1 / / rw,relatime shared:1 - ext4 /dev/vda1 rw
+90 22 7:3 / /srv/engine\\040data rw,noatime shared:40 - ext4 /dev/loop3 rw
+91 90 7:4 / /srv/engine\\040data/brain rw,noatime shared:41 - xfs /dev/nvme1n1 rw,attr2
+"""
+
+
+@pytest.fixture
+def mountinfo(tmp_path):
+    path = tmp_path / "mountinfo"
+    path.write_text(MOUNTINFO)
+    return str(path)
+
+
+def test_the_deepest_mount_holds_a_path_and_escapes_are_decoded(mountinfo):
+    entry = host.mount_of("/srv/engine data/brain/brain.sqlite", mountinfo)
+    assert (entry["mount_point"], entry["source"], entry["fstype"], entry["options"]) == (
+        "/srv/engine data/brain", "/dev/nvme1n1", "xfs", "rw,noatime")
+    assert host.mount_of("/srv/engine data/x", mountinfo)["source"] == "/dev/loop3"
+    assert host.mount_of("/etc/hosts", mountinfo)["mount_point"] == "/"
+    assert host.mounted_at("/srv/engine data", mountinfo)["source"] == "/dev/loop3"
+    assert host.mounted_at("/srv", mountinfo) is None
+
+
+def test_manifest_fields_survive_the_trip_through_tags():
+    manifest = {"format": 1, "id": "20261128T100000.000000Z", "engine": "support", "created_at": "2026-11-28T10:00:00Z",
+                "pinned": True, "schema_fingerprint": "sha256:" + "a" * 64, "size_bytes": 4096, "reason": "x" * 300,
+                "row_counts": {"episodes": 3, "knowledge_store": 0}}
+    tags = manifest_tags(manifest, 256)
+    assert len(tags["reason"]) == 256 and all(len(v) <= 256 for v in tags.values())
+    back = manifest_from_labels(tags, {"id": "snap-1", "volume_id": "vol-1", "size_gb": 8}, "ebs")
+    for field in ("format", "id", "engine", "created_at", "pinned", "schema_fingerprint", "size_bytes", "row_counts"):
+        assert back[field] == manifest[field], field
+    assert back["volume_snapshot"] == {"provider": "ebs", "snapshot_id": "snap-1", "volume_id": "vol-1", "size_gb": 8}
+
+
+def test_many_tables_become_one_tag_each():
+    counts = dict(("table_with_a_long_name_%02d" % n, n) for n in range(20))
+    tags = manifest_tags({"id": "x", "row_counts": counts}, 256)
+    assert "row_counts" not in tags and tags["rows.table_with_a_long_name_07"] == "7"
+    assert manifest_from_labels(tags, {"id": "s"}, "ebs")["row_counts"] == counts
+
+
+def test_gcp_names_and_labels_are_valid_and_distinct():
+    name = snapshot_name("Support.Agent_EU", "20261128T100000.000000Z")
+    assert len(name) <= 63 and name[0].isalpha() and name == name.lower() and "." not in name
+    assert snapshot_name("support.agent", "1") != snapshot_name("support-agent", "1")  # label folding differs
+    assert label_value("Support.Agent") == "support-agent"
+    assert resource_name("9disk", "r") == "d9disk-r"
+
+
+def test_the_snapshot_deadline_scales_with_the_volume():
+    assert snapshot_deadline(100) > snapshot_deadline(10) > snapshot_deadline(None) - 1
+    assert snapshot_deadline(500, timeout=42) == 42.0
+
+
+def test_wait_until_reports_every_state_and_stops_at_its_deadline():
+    now = [0.0]
+    seen = []
+    states = iter([(False, "pending 10%"), (False, "pending 60%"), (True, "completed")])
+    assert wait_until("snap", lambda: next(states), 100, seen.append, now=lambda: now[0],
+                      sleep=lambda s: now.__setitem__(0, now[0] + s)) == "completed"
+    assert seen == ["pending 10%", "pending 60%", "completed"]
+    now[0] = 0.0
+    with pytest.raises(DeadlineExceeded, match="last state: pending"):
+        wait_until("snap", lambda: (False, "pending"), 3, now=lambda: now[0],
+                   sleep=lambda s: now.__setitem__(0, now[0] + s))
+    assert now[0] == pytest.approx(3.0)  # never slept past the deadline
+
+
+class FakeSqlite:
+    path = "/nonexistent/brain.sqlite"
+
+    def __init__(self, rows, fingerprint="sha256:f", problems=()):
+        self.rows, self.fp, self.problems = rows, fingerprint, list(problems)
+
+    def integrity(self, path):
+        return self.problems
+
+    def describe(self):
+        return {"fingerprint": self.fp, "tables": dict((t, {"rows": n}) for t, n in self.rows.items())}
+
+
+def brain(sqlite):
+    return VolumeBrain(provider=None, sqlite=sqlite, params={"backend": "ebs", "device": "/dev/sdf"})
+
+
+def test_a_restored_brain_must_hold_at_least_the_snapshot_rows_or_exactly_them_when_drained():
+    manifest = {"schema_fingerprint": "sha256:f", "row_counts": {"episodes": 3}, "rows_exact": False}
+    assert brain(FakeSqlite({"episodes": 4})).verify(manifest) == []  # written between describe and freeze
+    assert brain(FakeSqlite({"episodes": 2})).verify(manifest) == ["episodes: 2 rows, snapshot has 3"]
+    assert brain(FakeSqlite({"episodes": 4})).verify(dict(manifest, rows_exact=True)) == [
+        "episodes: 4 rows, snapshot has 3"]
+    assert "schema fingerprint" in brain(FakeSqlite({"episodes": 3}, "sha256:g")).verify(manifest)[0]
+    assert brain(FakeSqlite({}, problems=["page 3 is bad"])).verify(manifest) == ["integrity check: page 3 is bad"]
+
+
+def test_a_volume_backend_needs_its_device():
+    with pytest.raises(VolumeError, match="device is required"):
+        VolumeBrain(provider=None, sqlite=FakeSqlite({}), params={"backend": "ebs"})
+
+
+def test_the_sqlite_path_imports_no_cloud_library():
+    """google.cloud.compute_v1 costs ~1.8 s and boto3 ~0.2 s per module call: only their backends import them."""
+    code = ("import sys\n"
+            "from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.select import make_backend\n"
+            "from ansible_collections.engine_ops.lifecycle.plugins.module_utils import _common, _volume_snapshot, _offsite\n"
+            "make_backend({'backend': 'sqlite', 'sqlite_path': '/tmp/x.sqlite'})\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('boto3', 'botocore', 'google')))\n")
+    collections = [p for p in sys.path if os.path.isdir(os.path.join(p, "ansible_collections"))]
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env=dict(os.environ, PYTHONPATH=os.pathsep.join(collections)))
+    assert out.stdout.strip() == "[]", out.stdout
