@@ -103,6 +103,9 @@ class VolumeBrain:
         if not os.path.isfile(self.path):
             raise VolumeError("the brain %s does not exist" % self.path)
         mount = host.mount_of(self.path)
+        if mount["mount_point"] == "/":
+            raise VolumeError("the brain %s is on the root filesystem; freezing or unmounting it would stop the host "
+                              "(give the Engine's /data a volume of its own)" % self.path)
         paths = [p for p in self.candidates(volume) if os.path.exists(p)]
         if not paths or not host.same_device(mount["source"], paths[0]):
             raise VolumeError("the brain %s lives on %s (mounted at %s), which is not volume %s (seen on this host as %s)"
@@ -158,9 +161,16 @@ class VolumeBrain:
                             row_counts=dict((t, i["rows"]) for t, i in description["tables"].items()),
                             wal_checkpoint={"busy": checkpoint[0], "frames": checkpoint[1]})
             freeze = host.Freeze(loc["mount"]["mount_point"], self.params["freeze_timeout"])
-            with freeze:
-                cloud_id = self.provider.create_snapshot(loc["volume"], manifest)
-                self.provider.wait_cut(cloud_id, self.now() + self.params["freeze_timeout"])
+            cloud_id = None
+            try:
+                with freeze:
+                    cloud_id = self.provider.create_snapshot(loc["volume"], manifest)
+                    self.provider.wait_cut(cloud_id, self.now() + self.params["freeze_timeout"])
+            except CloudError as exc:
+                if cloud_id is None:
+                    raise
+                self._discard(cloud_id)
+                raise VolumeError("%s; the snapshot %s was deleted (its point in time is unknown)" % (exc, cloud_id))
             timings["frozen"] = freeze.seconds
             if freeze.expired:
                 self._discard(cloud_id)

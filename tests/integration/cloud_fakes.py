@@ -288,6 +288,8 @@ class FakeCompute(_Server):
                 return 200, self._op("detachDisk", name, run=lambda: self._detach(name, query["deviceName"]))
             if verb == "attachDisk":
                 disk = body["source"].rstrip("/").rsplit("/", 1)[-1]
+                if self.fates.pop("attach", None) == "error":  # the attach operation fails (once)
+                    return 200, self._op("attachDisk", name, run=self._refuse_attach)
                 return 200, self._op("attachDisk", name, run=lambda: self._attach(name, disk, body["deviceName"]))
         if kind == "disks":
             if name is None and method == "POST":
@@ -367,6 +369,10 @@ class FakeCompute(_Server):
         inst["disks"].append({"deviceName": device, "source": self.disks[disk]["selfLink"], "boot": False})
         self.disks[disk]["users"] = ["%s/instances/%s" % (self.base(), instance)]
         self.blocks.attach(disk, "google-" + device)
+
+    @staticmethod
+    def _refuse_attach():
+        raise RuntimeError("the disk could not be attached (injected fault)")
 
     def _detach(self, instance, device):
         inst = self.instances[instance]

@@ -384,19 +384,37 @@ def test_gcp_snapshot_and_restore_end_to_end(gcp):
     ("error", "INTERNAL_ERROR"),
     ("stuck", "did not finish before its deadline"),
     ("deny", "compute.disks.createSnapshot"),
+    ("zone", "is in zone zone-a, not zone-b"),
 ])
 def test_gcp_snapshot_faults_leave_the_disk_attached_and_the_engine_serving(gcp, fault, expected):
     turns(gcp.engine, "before", 1)
     if fault == "deny":
         gcp.fake.deny.add("compute.disks.createSnapshot")
-    else:
+    elif fault != "zone":
         gcp.fake.fates["next"] = fault
-    result = run_module("brain_snapshot", dict(gcp.args, snapshot_timeout=3))
+    result = run_module("brain_snapshot", dict(gcp.args, snapshot_timeout=3, **({"zone": "zone-b"} if fault == "zone" else {})))
     assert result.get("failed") and expected in result["msg"], result
-    if fault == "deny":
+    if fault in ("deny", "zone"):
         assert "nothing was changed" in result["msg"] and not gcp.fake.snapshots
     assert [d["deviceName"] for d in gcp.fake.instances["engine-vm"]["disks"]] == ["brain"]
     assert writable(gcp.mount_point) and gcp.engine.health()[0] == 200
+
+
+def test_gcp_attach_that_fails_mid_swap_puts_the_old_disk_back(gcp):
+    engine = gcp.engine
+    turns(engine, "before", 2)
+    manifest = run_module("brain_snapshot", dict(gcp.args))["snapshot"]
+    turns(engine, "bad", 1)
+    gcp.fake.fates["attach"] = "error"
+    result = run_module("brain_restore", dict(gcp.args, id=manifest["id"], health_url=engine.url + "/health"))
+    assert result.get("failed") and result["changed"], result
+    assert "injected fault" in result["msg"] and "the old volume brain-disk was attached and mounted again" in result["msg"]
+    assert [(d["deviceName"], d["source"].rsplit("/", 1)[-1]) for d in gcp.fake.instances["engine-vm"]["disks"]] == [
+        ("brain", "brain-disk")]
+    assert gcp.source() == os.path.realpath(os.path.join(gcp.blocks.dev_dir, "google-brain"))
+    assert rows(gcp.brain) == 3  # the live brain, bad window included, is back and untouched
+    wait_for(lambda: engine.health()[0] == 200, 30, "the Engine serving on its old disk")
+    assert len(gcp.fake.disks) == 2  # the new disk is kept for inspection
 
 
 def test_gcp_restore_refused_without_attach_permission(gcp):
