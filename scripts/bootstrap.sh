@@ -39,7 +39,9 @@ mkdir -p "$WORK"
 # -- system packages (only what is missing) --------------------------------------------------------
 missing=()
 docker info >/dev/null 2>&1 || command -v dockerd >/dev/null 2>&1 || missing+=(docker.io)
-for tool in mmdebstrap:mmdebstrap zstd:zstd shellcheck:shellcheck curl:curl; do
+# losetup/fsfreeze/mkfs.ext4 (util-linux, e2fsprogs) for the volume snapshot tests; rsvg-convert renders drill timelines.
+for tool in mmdebstrap:mmdebstrap zstd:zstd shellcheck:shellcheck curl:curl rsvg-convert:librsvg2-bin \
+            fsfreeze:util-linux losetup:mount mkfs.ext4:e2fsprogs; do
   command -v "${tool%%:*}" >/dev/null 2>&1 || missing+=("${tool#*:}")
 done
 command -v pg_ctlcluster >/dev/null 2>&1 || missing+=(postgresql)

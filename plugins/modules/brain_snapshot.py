@@ -66,6 +66,13 @@ options:
     description: Allow deleting a pinned snapshot or the rollback target.
     type: bool
     default: false
+  import_from:
+    description:
+      - Instead of snapshotting the live brain, import this snapshot directory of another Engine (a production snapshot
+        copied to a staging host, for a drill) as a snapshot of this Engine, under O(id). Its manifest and every file are
+        verified first; the imported manifest keeps the source's data fields and records C(imported_from).
+      - File and dump snapshots only (not O(backend=ebs) or O(backend=gcp_disk)).
+    type: path
   encryption_key:
     description:
       - The Engine's C(AD_ENCRYPTION_KEY), to record its fingerprint. Defaults to the Engine container's own.
@@ -133,6 +140,9 @@ removed:
   elements: str
 """
 
+import os
+import shutil
+
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.base import BrainError
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.locate import container_env
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._common import BrainModule
@@ -141,7 +151,7 @@ from ansible_collections.engine_ops.lifecycle.plugins.module_utils._errors impor
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._offsite import OffsiteError
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._snapshot import engine_metadata, take_snapshot
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._snapshot_store import (
-    StoreError, check_name, key_fingerprint, new_id, retention_victims)
+    StoreError, check_name, check_relpath, key_fingerprint, new_id, read_manifest, retention_victims, sha256_file)
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._volume_options import VOLUME_BACKENDS
 
 
@@ -155,6 +165,7 @@ def main():
         keep=dict(type="int"),
         force=dict(type="bool", default=False),
         encryption_key=dict(type="str", no_log=True),
+        import_from=dict(type="path"),
     )
     module = BrainModule(argument_spec=spec, required_if=[("state", "absent", ("id",))])
     p = module.params
@@ -185,6 +196,8 @@ def main():
         module.exit_json(changed=True, removed=[snapshot_id])
 
     offsite = module.offsite()
+    if p["import_from"]:
+        import_snapshot(module, store, snapshot_id)
     if p["id"] and snapshot_id in store.ids():
         try:
             manifest = store.load(snapshot_id, verify_files=True)
@@ -236,6 +249,57 @@ def main():
     except (BrainError, StoreError, EngineDockerError, OSError) as exc:
         module.fail_action("snapshot %s" % backend.location(), exc, changed="snapshot" in result, **result)
     module.exit_json(changed=True, **result)
+
+
+def import_snapshot(module, store, snapshot_id):
+    """Copy a verified snapshot directory of another Engine into this Engine's store; exits the module."""
+    p = module.params
+    source_dir = p["import_from"].rstrip("/")
+    try:
+        source = read_manifest(source_dir, verify_files=True)
+        if p["backend"] in VOLUME_BACKENDS or source.get("backend") in VOLUME_BACKENDS:
+            raise StoreError("volume snapshots are not imported: restore them by id with their own backend")
+        if source.get("backend") != p["backend"]:
+            raise StoreError("snapshot %s is a %s snapshot; this brain is %s" % (source["id"], source.get("backend"),
+                                                                                 p["backend"]))
+        if snapshot_id in store.ids():
+            existing = store.load(snapshot_id, verify_files=True)
+            if (existing.get("imported_from") or {}).get("id") == source["id"]:
+                module.exit_json(changed=False, snapshot=existing, removed=[])
+            raise StoreError("snapshot %s already exists and is not an import of %s" % (snapshot_id, source["id"]))
+    except (StoreError, OSError) as exc:
+        module.fail_action("import %s" % source_dir, exc)
+    manifest = dict(source, id=snapshot_id, engine=store.engine, pinned=p["pinned"],
+                    reason=p["reason"] or "imported from %s/%s" % (source.get("engine"), source["id"]),
+                    imported_from={"engine": source.get("engine"), "id": source["id"], "created_at": source["created_at"]})
+    if module.check_mode:
+        module.exit_json(changed=True, snapshot=manifest, removed=[])
+    partial = store.partial(snapshot_id)
+    try:
+        for entry in source.get("files") or []:
+            target = os.path.join(partial, check_relpath(entry["name"]))
+            if os.path.dirname(entry["name"]):
+                os.makedirs(os.path.dirname(target), 0o700, exist_ok=True)
+            shutil.copyfile(os.path.join(source_dir, entry["name"]), target)
+            os.chmod(target, 0o600)
+        copied = read_manifest_files(partial, manifest)
+        if copied:
+            raise StoreError(copied)
+        store.commit(partial, manifest)
+        if p["rollback_target"]:
+            store.set_rollback_target(snapshot_id)
+    except (StoreError, OSError) as exc:
+        shutil.rmtree(partial, ignore_errors=True)
+        module.fail_action("import %s" % source_dir, exc)
+    module.exit_json(changed=True, snapshot=manifest, removed=[])
+
+
+def read_manifest_files(directory, manifest):
+    """The first copied file whose checksum differs from the manifest's, as a message; '' when all match."""
+    for entry in manifest.get("files") or []:
+        if sha256_file(os.path.join(directory, entry["name"])) != entry["sha256"]:
+            return "the copy of %s does not match its checksum" % entry["name"]
+    return ""
 
 
 def copy_offsite(module, offsite, store, manifest):
