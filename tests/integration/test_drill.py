@@ -27,12 +27,16 @@ def staging(engines, named, prefix, tmp_path, count=3, group="staging"):
     for engine in members:
         engine.wait_healthy()
     work = tmp_path / "work"
+    evals = tmp_path / "eval.sh"  # a real eval: the rolled-back Engine is healthy on the production version
+    evals.write_text("#!/bin/sh\ncurl -fsS \"$ENGINE_URL/health\" | python3 -c 'import json, os, sys; d = json.load(sys.stdin); "
+                     "sys.exit(d[\"status\"] != \"ok\" or d[\"version\"] != os.environ[\"ENGINE_VERSION\"])'\n")
+    evals.chmod(0o755)
     inventory = write_inventory(tmp_path, group, hosts, group_vars={
         "engine_snapshot_store": str(work / "store"), "engine_state_dir": str(work / "state"),
         "engine_ledger_path": str(work / "ledger.jsonl"), "engine_report_dir": str(work / "reports"),
         "drill_history_path": str(work / "drills" / "history.jsonl"), "drill_seed_turns": 6, "drill_probe_turns": 12,
         "drill_rto_budget": 600,
-        "rollback_diagnostics": False})
+        "rollback_diagnostics": False, "drill_eval_command": str(evals)})
     return members, inventory, work
 
 
@@ -64,6 +68,7 @@ def test_a_drill_on_three_staging_engines_passes_and_reports_every_phase(
         assert host["verdict"] == "rollback" and "error rate" in host["symptom"]
         assert host["verified"]["brain_equals_snapshot"] in (True, "True")
         assert int(host["verified"]["exported_rows"]) > 0 and host["verified"]["health"] == "ok"
+        assert host["verified"]["evals"] == "green"
         assert docker_client.containers.get(engine.name).image.id == docker_client.images.get("engine:" + PRODUCTION).id
         assert engine.health()[1]["version"] == PRODUCTION
         # phases are contiguous: their sum is the host's drill time, and it accounts for the real wall time
@@ -119,13 +124,33 @@ def test_a_drill_seeded_from_a_production_snapshot(engines, named, prefix, tmp_p
     assert taken["changed"], taken.get("msg")
     members, inventory, work = staging(engines, named, prefix, tmp_path, count=1)
     seed = os.path.join(prod_store, production.container.name, taken["snapshot"]["id"])
-    rc, report, dummy = drill(inventory, "-e", "drill_seed_snapshot=" + seed)
+    (tmp_path / "prod").mkdir()
+    prod_inventory = write_inventory(tmp_path / "prod", "engines", {
+        "prod-1": {"engine_version": "v" + PRODUCTION}, "prod-2": {"engine_version": PRODUCTION}})
+    rc, report = run_playbook("playbooks/drill.yml", inventory, "-e", "broken_version=" + BROKEN, "-e",
+                              "drill_production_inventory=" + prod_inventory, "-e", "drill_seed_snapshot=" + seed,
+                              timeout=900)
     assert rc == 0, report["_trailer"][-4000:]
     data, dummy = drill_report(work)
     assert data["result"] == "passed"
     ids = {row[1] for row in members[0].rows("episodes")}
     assert {"prod-%d" % n for n in range(4)} <= ids  # the production brain, back after the rollback
     assert not any(i.startswith("drill-") and "-seed-" in i for i in ids)  # no generated seed turns
+
+
+def test_a_drill_refuses_a_production_inventory_that_runs_two_versions(engines, named, prefix, tmp_path, docker_client):
+    members, inventory, work = staging(engines, named, prefix, tmp_path, count=1)
+    (tmp_path / "prod").mkdir()
+    prod_inventory = write_inventory(tmp_path / "prod", "engines", {
+        "prod-1": {"engine_version": "2.3.1"}, "prod-2": {"engine_version": "2.3.2"}})
+    before = docker_client.containers.get(members[0].name).id
+    rc, report = run_playbook("playbooks/drill.yml", inventory, "-e", "broken_version=" + BROKEN, "-e",
+                              "drill_production_inventory=" + prod_inventory)
+    assert rc != 0
+    messages = " ".join(r.get("msg") or "" for p in report["plays"] for t in p["tasks"] for r in t["hosts"].values()
+                        if r.get("failed"))
+    assert "found '2.3.1,2.3.2'" in messages and "nothing was changed" in messages, messages
+    assert docker_client.containers.get(members[0].name).id == before
 
 
 def test_a_drill_refuses_engines_outside_staging(engines, named, prefix, tmp_path, docker_client):
