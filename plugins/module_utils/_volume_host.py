@@ -17,6 +17,8 @@ import sqlite3
 import subprocess
 import time
 
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._files import fsync_path
+
 
 class HostError(Exception):
     """A host-side step failed; the message names it."""
@@ -98,11 +100,7 @@ def _run(argv, what):
 
 
 def sync_filesystem(mount_point):
-    fd = os.open(mount_point, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    fsync_path(mount_point)
     subprocess.run(["sync", "-f", mount_point], check=False)
 
 

@@ -239,13 +239,7 @@ def main():
     except (BrainError, OSError, EngineDockerError) as exc:
         engine.start_if_stopped()
         module.fail_action("restore snapshot %s" % snapshot_id, exc, changed=True, **result)
-    result.update(outcome)
-    result["swap_seconds"] = outcome["timings"]["swap"]
-    if outcome.get("health") and not outcome["health"].get("healthy"):
-        module.fail_action("start the Engine on the restored brain", "it is %s (%s); the replaced brain is kept as %s"
-                           % (outcome["health"]["classification"], outcome["health"]["reason"], outcome["aside"]),
-                           changed=True, **result)
-    module.exit_json(changed=True, **result)
+    finish(module, result, outcome, "brain")
 
 
 def bring_home(module, backend, store, snapshot_id):
@@ -311,11 +305,16 @@ def volume_restore(module, backend, store, manifest, engine, stamp, fetched):
     except (BrainError, OSError, EngineDockerError) as exc:
         engine.start_if_stopped()
         module.fail_action("restore snapshot %s" % manifest["id"], exc, changed=True, **result)
+    finish(module, result, outcome, "volume")
+
+
+def finish(module, result, outcome, what):
+    """Exit with the restore's outcome; fail when the Engine did not come back healthy on it (what stays kept)."""
     result.update(outcome)
     result["swap_seconds"] = outcome["timings"]["swap"]
     if outcome.get("health") and not outcome["health"].get("healthy"):
-        module.fail_action("start the Engine on the restored volume", "it is %s (%s); the replaced volume is kept as %s"
-                           % (outcome["health"]["classification"], outcome["health"]["reason"], outcome["aside"]),
+        module.fail_action("start the Engine on the restored %s" % what, "it is %s (%s); the replaced %s is kept as %s"
+                           % (outcome["health"]["classification"], outcome["health"]["reason"], what, outcome["aside"]),
                            changed=True, **result)
     module.exit_json(changed=True, **result)
 
