@@ -5,7 +5,7 @@ ENGINE_OPS_WORK ?= $(CURDIR)/.work
 export ENGINE_OPS_WORK
 WITH_ENV := source $(ENGINE_OPS_WORK)/env.sh &&
 
-.PHONY: help bootstrap engine-images demo demo-clean test unit sanity lint integration molecule build clean bench-image
+.PHONY: help bootstrap engine-images demo demo-clean test unit sanity lint integration molecule build clean bench-image ee-context
 
 help:
 	@echo "make demo           set up, then upgrade a local fleet to a broken release and roll it back"
@@ -15,6 +15,7 @@ help:
 	@echo "make demo-clean     remove the demo fleet and its brains"
 	@echo "make build          build the collection tarball into .work/dist"
 	@echo "make bench-image    benchmark image rollback against the manual commands"
+	@echo "make ee-context     build the AWX execution environment's build context into build/context"
 
 bootstrap:
 	@bash scripts/bootstrap.sh
@@ -57,8 +58,15 @@ molecule: engine-images
 build: bootstrap
 	@$(WITH_ENV) ansible-galaxy collection build --force --output-path $(ENGINE_OPS_WORK)/dist .
 
+ee-context: bootstrap
+	@mkdir -p build
+	@$(WITH_ENV) ansible-galaxy collection build --force --output-path build .
+	@mv -f build/engine_ops-lifecycle-*.tar.gz build/engine_ops-lifecycle.tar.gz
+	@$(WITH_ENV) ansible-builder create -f execution-environment.yml -c build/context
+	@echo "build context: build/context (ansible-builder build -t <image> where registries are reachable)"
+
 bench-image: engine-images
 	@$(WITH_ENV) python bench/image_rollback.py --rounds 5
 
 clean:
-	rm -rf $(ENGINE_OPS_WORK)/reports $(ENGINE_OPS_WORK)/dist tests/output
+	rm -rf $(ENGINE_OPS_WORK)/reports $(ENGINE_OPS_WORK)/dist tests/output build

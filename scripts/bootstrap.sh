@@ -123,19 +123,20 @@ fi
 
 # -- dependency collections from PyPI (Galaxy is not reachable) ------------------------------------
 COLL=$WORK/collections
-if [ "$(cat "$COLL/.stamp" 2>/dev/null)" != "$ANSIBLE_WHEEL_VERSION" ]; then
-  say "unpacking community.docker, community.postgresql, ansible.posix, amazon.aws, google.cloud from ansible==$ANSIBLE_WHEEL_VERSION"
+COLL_WANTED="community/docker/ community/postgresql/ ansible/posix/ amazon/aws/ google/cloud/ awx/awx/"
+if [ "$(cat "$COLL/.stamp" 2>/dev/null)" != "$ANSIBLE_WHEEL_VERSION $COLL_WANTED" ]; then
+  say "unpacking $COLL_WANTED from ansible==$ANSIBLE_WHEEL_VERSION"
   rm -rf "$COLL" "$WORK/dl"; mkdir -p "$COLL"
   "$VENV/bin/pip" download -q --no-deps "ansible==$ANSIBLE_WHEEL_VERSION" -d "$WORK/dl"
-  "$VENV/bin/python" - "$WORK/dl/ansible-$ANSIBLE_WHEEL_VERSION-py3-none-any.whl" "$COLL" <<'PY'
+  "$VENV/bin/python" - "$WORK/dl/ansible-$ANSIBLE_WHEEL_VERSION-py3-none-any.whl" "$COLL" "$COLL_WANTED" <<'PY'
 import sys, zipfile
-wanted = ("community/docker/", "community/postgresql/", "ansible/posix/", "amazon/aws/", "google/cloud/")
+wanted = tuple(sys.argv[3].split())
 with zipfile.ZipFile(sys.argv[1]) as whl:
     whl.extractall(sys.argv[2], [n for n in whl.namelist()
                                  if n.startswith("ansible_collections/") and n[20:].startswith(wanted)])
 PY
   rm -rf "$WORK/dl"
-  echo "$ANSIBLE_WHEEL_VERSION" >"$COLL/.stamp"
+  echo "$ANSIBLE_WHEEL_VERSION $COLL_WANTED" >"$COLL/.stamp"
 fi
 # This checkout is engine_ops.lifecycle for ansible-playbook and ansible-lint (not for ansible-test,
 # which refuses symlinks and gets a real copy from scripts/sanity.sh).

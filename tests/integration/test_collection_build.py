@@ -7,7 +7,8 @@ import tarfile
 from ansible_run import REPO
 
 RUNTIME_TOP_LEVEL = {"MANIFEST.json", "FILES.json", "README.md", "COPYING", "CHANGELOG.rst", "requirements.txt",
-                     "meta", "plugins", "roles", "playbooks", "docs", "changelogs"}
+                     "meta", "plugins", "roles", "playbooks", "docs", "changelogs",
+                     "extensions", "bindep.txt"}  # extensions/awx: the AWX objects; bindep.txt: for EE introspection
 
 
 def test_build_ships_only_runtime_content_and_installs(tmp_path):

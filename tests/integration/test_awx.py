@@ -1,0 +1,247 @@
+"""AWX: the objects as code, jobs run through ansible-runner (the runner AWX uses), and the execution environment.
+
+AWX itself cannot run here. What it would do is reproduced: a private data directory with the project's
+playbooks, an inventory, and the survey's answers as extra vars (multiple choice answers as strings,
+integers as numbers), run by ansible-runner; the job's artifacts are read from its stats event.
+"""
+
+import glob
+import json
+import os
+import re
+import shutil
+import subprocess
+import uuid
+
+import ansible_runner
+import yaml
+
+from ansible_run import REPO, run_playbook, write_inventory
+
+AWX_DIR = os.path.join(REPO, "extensions", "awx")
+COLLECTIONS = os.environ.get("ANSIBLE_COLLECTIONS_PATH", "").split(os.pathsep)[0]
+
+
+def objects():
+    with open(os.path.join(AWX_DIR, "objects.yml")) as handle:
+        return yaml.safe_load(handle)["engine_ops_awx"]
+
+
+def role_options(role):
+    with open(os.path.join(REPO, "roles", role, "meta", "argument_specs.yml")) as handle:
+        return yaml.safe_load(handle)["argument_specs"]["main"]["options"]
+
+
+def playbook_vars(playbook):
+    """Extra vars a playbook reads itself ({{ name ... }}), and the role it runs."""
+    with open(os.path.join(REPO, playbook)) as handle:
+        text = handle.read()
+    plays = yaml.safe_load(text)
+    roles = [r["role"].rsplit(".", 1)[-1] for play in plays for r in play.get("roles", [])]
+    mapped = {}
+    for play in plays:
+        for role in play.get("roles", []):
+            for name, value in (role.get("vars") or {}).items():
+                for used in re.findall(r"\{\{\s*([a-z_][a-z0-9_]*)", str(value)):
+                    mapped[used] = name
+    for used in re.findall(r"\{\{\s*([a-z_][a-z0-9_]*)", text):
+        mapped.setdefault(used, None)
+    return roles[0], mapped
+
+
+def survey_problems(playbook, survey):
+    """What in a survey the playbook or its role would not accept; [] when all is well."""
+    role, mapped = playbook_vars(playbook)
+    options = role_options(role)
+    problems = []
+    for question in survey:
+        var = question["variable"]
+        spec = options.get(var) or options.get(mapped.get(var) or "")
+        if var not in options and var not in mapped:
+            problems.append("%s: '%s' is neither a %s role argument nor read by %s" % (playbook, var, role, playbook))
+            continue
+        if spec is None:
+            continue  # a play keyword (target, serial, batch): no argument spec to compare with
+        kind, choices = spec.get("type", "str"), question.get("choices")
+        if question["type"] == "multiplechoice":
+            allowed = spec.get("choices") or (["true", "false"] if kind == "bool" else None)
+            if allowed is not None and not set(choices) <= set(str(c) for c in allowed):
+                problems.append("%s: choices %s of '%s' are not among %s" % (playbook, choices, var, allowed))
+            if str(question.get("default")) not in choices:
+                problems.append("%s: default of '%s' is not one of its choices" % (playbook, var))
+        elif question["type"] in ("integer", "float") and kind not in ("int", "float"):
+            problems.append("%s: '%s' is a number in the survey but %s in the role" % (playbook, var, kind))
+        elif question["type"] in ("text", "textarea") and kind not in ("str", "path", "raw"):
+            problems.append("%s: '%s' is text in the survey but %s in the role" % (playbook, var, kind))
+    return problems
+
+
+def test_every_survey_question_maps_to_what_the_playbook_and_its_role_accept():
+    awx = objects()
+    for template in awx["job_templates"]:
+        assert survey_problems(template["playbook"], template["survey"]) == [], template["name"]
+    workflow = awx["workflow"]["survey"]
+    upgrade = [q for q in workflow if q["variable"] != "rollback_version"]
+    assert survey_problems("playbooks/upgrade.yml", upgrade) == []
+    assert survey_problems("playbooks/rollback.yml", [q for q in workflow if q["variable"] == "rollback_version"]) == []
+    # the check can fail: a variable nobody reads, and choices the role refuses
+    bogus = [{"variable": "rollback_modus", "type": "text", "question_name": "x"},
+             {"variable": "rollback_data_rollback", "type": "multiplechoice", "choices": ["auto", "sometimes"],
+              "default": "auto", "question_name": "y"}]
+    assert len(survey_problems("playbooks/rollback.yml", bogus)) == 2
+
+
+def test_the_apply_playbook_uses_only_options_the_awx_modules_document():
+    with open(os.path.join(AWX_DIR, "apply.yml")) as handle:
+        plays = yaml.safe_load(handle)
+    seen = 0
+    for task in plays[0]["tasks"]:
+        module = [k for k in task if k.startswith("awx.awx.")][0]
+        path = os.path.join(COLLECTIONS, "ansible_collections", "awx", "awx", "plugins", "modules",
+                            module.rsplit(".", 1)[-1] + ".py")
+        with open(path) as handle:
+            source = handle.read()
+        documented = yaml.safe_load(source.split("DOCUMENTATION = '''", 1)[1].split("'''", 1)[0])["options"]
+        unknown = sorted(set(task[module]) - set(documented))
+        assert unknown == [], (module, unknown)
+        seen += 1
+    assert seen == 5
+    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"))
+    subprocess.run(["ansible-playbook", "--syntax-check", os.path.join(AWX_DIR, "apply.yml")], check=True, env=env,
+                   cwd=REPO, capture_output=True)
+
+
+def awx_job(tmp_path, playbook, hosts, group, answers, group_vars, limit=None):
+    """Run a job the way AWX does: private data dir, survey answers as extra vars, ansible-runner."""
+    pdd = tmp_path / ("job-" + uuid.uuid4().hex[:6])
+    (pdd / "project").mkdir(parents=True)
+    shutil.copytree(os.path.join(REPO, "playbooks"), str(pdd / "project" / "playbooks"))
+    (pdd / "inventory").mkdir()
+    inventory = write_inventory(pdd / "inventory", group, hosts, group_vars)
+    os.rename(inventory, str(pdd / "inventory" / "hosts.yml"))
+    (pdd / "env").mkdir()
+    (pdd / "env" / "extravars").write_text(json.dumps(answers))
+    result = ansible_runner.run(private_data_dir=str(pdd), playbook="playbooks/" + playbook, limit=limit, quiet=True,
+                                envvars={"ANSIBLE_COLLECTIONS_PATH": COLLECTIONS, "ANSIBLE_NOCOLOR": "1"})
+    stats = [e for e in result.events if e["event"] == "playbook_on_stats"]
+    artifacts = stats[-1]["event_data"].get("artifact_data") or {} if stats else {}
+    return result, artifacts
+
+
+def fleet(engines, named, prefix, tmp_path, count, version):
+    members, hosts = [], {}
+    for dummy in range(count):
+        engine = engines.start(version, engines.brain("sqlite"))
+        engine.name = "%s-%s" % (prefix, uuid.uuid4().hex[:6])
+        engine.container.rename(engine.name)
+        named(engine.name)
+        members.append(engine)
+        hosts[engine.name] = {"engine_container": engine.name, "engine_url": engine.url}
+    for engine in members:
+        engine.wait_healthy()
+        for n in range(3):
+            engine.execute("turn %d" % n, request_id="%s-%d" % (engine.name, n))
+    work = tmp_path / "work"
+    group_vars = {"engine_snapshot_store": str(work / "store"), "engine_state_dir": str(work / "state"),
+                  "engine_ledger_path": str(work / "ledger.jsonl"), "engine_report_dir": str(work / "reports"),
+                  "upgrade_watch_seconds": 2, "upgrade_window_seconds": 1, "rollback_diagnostics": False,
+                  "drill_history_path": str(work / "history.jsonl")}
+    return members, hosts, group_vars, work
+
+
+def test_a_rollback_job_with_survey_answers_returns_its_artifacts(engines, named, prefix, tmp_path, docker_client):
+    members, hosts, group_vars, work = fleet(engines, named, prefix, tmp_path, 2, "2.3.1")
+    inventory = write_inventory(tmp_path, "engines", hosts, group_vars)
+    rc, report = run_playbook("playbooks/upgrade.yml", inventory, "-e", "version=2.4.0")
+    assert rc == 0, report["_trailer"][-3000:]
+    answers = {"version": "v2.3.1", "reason": "AWX job: bad release", "rollback_data_rollback": "auto",
+               "rollback_customer_impact": "false", "rollback_drain_timeout": 30, "rollback_serial": "100%"}
+    result, artifacts = awx_job(tmp_path, "rollback.yml", hosts, "engines", answers, group_vars)
+    assert result.status == "successful" and result.rc == 0, result.stdout.read()[-3000:]
+    rows = artifacts["engine_ops_rollback"]
+    assert sorted(rows) == sorted(e.name for e in members)
+    for engine in members:
+        row = rows[engine.name]
+        assert row["result"] == "rolled_back" and row["to"] == "engine:2.3.1" and row["from"] == "engine:2.4.0"
+        assert row["data_rollback"] in (True, "True") and row["snapshot"] and row["verdict"] in ("hold", "rollback")
+        assert row["plan"]["data_rollback_mode"] == "auto" and int(row["plan"]["rows_to_export"]) >= 0
+        assert row["reports"]["ledger"] == str(work / "ledger.jsonl")
+        assert docker_client.containers.get(engine.name).image.id == docker_client.images.get("engine:2.3.1").id
+    assert artifacts["engine_ops_settings"]["report_dir"] == str(work / "reports")
+
+
+def test_a_drill_job_with_survey_answers_returns_its_artifacts(engines, named, prefix, tmp_path):
+    members, hosts, group_vars, work = fleet(engines, named, prefix, tmp_path, 1, "2.3.1")
+    answers = {"production_version": "2.3.1", "broken_version": "2.4.0-broken-errors", "drill_rto_budget": 600,
+               "drill_seed_turns": 4}
+    result, artifacts = awx_job(tmp_path, "drill.yml", hosts, "staging", answers, group_vars)
+    assert result.status == "successful", result.stdout.read()[-3000:]
+    row = artifacts["engine_ops_drill"][members[0].name]
+    assert row["result"] == "passed" and row["verdict"] == "rollback" and row["snapshot"]
+    settings = artifacts["engine_ops_drill_settings"]
+    assert settings["production_version"] == "2.3.1" and float(settings["rto_budget"]) == 600.0
+    assert glob.glob(os.path.join(settings["report_dir"], "drill-%s.json" % settings["id"]))
+
+
+def test_sliced_snapshot_jobs_are_independent_and_their_results_add_up(engines, named, prefix, tmp_path):
+    """AWX job slicing runs the same template on disjoint parts of the inventory: nothing crosses slices."""
+    members, hosts, group_vars, work = fleet(engines, named, prefix, tmp_path, 3, "2.3.1")
+    names = sorted(hosts)
+    merged = {}
+    for part in (names[:2], names[2:]):
+        result, artifacts = awx_job(tmp_path, "snapshot.yml", hosts, "engines",
+                                    {"reason": "sliced", "keep": 3, "pinned": "false"}, group_vars, limit=",".join(part))
+        assert result.status == "successful", result.stdout.read()[-3000:]
+        assert sorted(artifacts["engine_ops_snapshot"]) == part
+        merged.update(artifacts["engine_ops_snapshot"])
+    assert sorted(merged) == names and all(row["result"] == "taken" for row in merged.values())
+    with open(str(work / "ledger.jsonl")) as handle:
+        ledger = [json.loads(line) for line in handle]
+    assert sorted(entry["result"]["host"] for entry in ledger if entry["operation"] == "snapshot") == names
+    assert len(glob.glob(str(work / "reports" / "snapshot-*.json"))) >= 1
+
+
+def test_ansible_builder_creates_a_build_context(tmp_path):
+    assert shutil.which("ansible-builder"), "ansible-builder is missing: it is a dev requirement (scripts/bootstrap.sh)"
+    ee = tmp_path / "ee"
+    (ee / "meta").mkdir(parents=True)
+    for name in ("execution-environment.yml", "bindep.txt", "meta/ee-galaxy.yml", "meta/ee-requirements.txt"):
+        shutil.copy(os.path.join(REPO, name), str(ee / name))
+    (ee / "build").mkdir()
+    subprocess.run(["ansible-galaxy", "collection", "build", "--output-path", str(ee / "build"), REPO], check=True,
+                   capture_output=True)
+    os.rename(glob.glob(str(ee / "build" / "engine_ops-lifecycle-*.tar.gz"))[0], str(ee / "build" / "engine_ops-lifecycle.tar.gz"))
+    out = subprocess.run(["ansible-builder", "create", "-f", str(ee / "execution-environment.yml"), "-c", str(ee / "context"),
+                          "--output-filename", "Containerfile"], capture_output=True, text=True, check=False)
+    assert out.returncode == 0, out.stdout + out.stderr
+    containerfile = (ee / "context" / "Containerfile").read_text()
+    assert 'ARG EE_BASE_IMAGE="quay.io/ansible/awx-ee:24.6.1"' in containerfile
+    assert "ansible-galaxy collection install --no-deps" in containerfile
+    built = ee / "context" / "_build"
+    assert (built / "collections" / "engine_ops-lifecycle.tar.gz").is_file()
+    assert "google-cloud-compute" in (built / "requirements.txt").read_text()
+    assert "community.docker" in (built / "requirements.yml").read_text()
+    assert "sqlite3 [platform:dpkg]" in (built / "bindep.txt").read_text()
+
+
+def test_the_workflow_rolls_back_to_its_own_target_after_a_failed_upgrade(engines, named, prefix, tmp_path,
+                                                                         docker_client):
+    """The workflow's nodes get its survey's extra vars (plus each node's extra data), as AWX passes them."""
+    members, hosts, group_vars, work = fleet(engines, named, prefix, tmp_path, 1, "2.3.1")
+    group_vars["upgrade_health_timeout"] = 8  # the broken build never gets healthy: do not wait a minute for it
+    engine = members[0]
+    workflow = objects()["workflow"]
+    survey = {"version": "2.4.0-broken-health", "rollback_version": "2.3.1", "reason": "workflow test"}
+    upgrade, upgrade_artifacts = awx_job(tmp_path, "upgrade.yml", hosts, "engines",
+                                         dict(survey, **workflow["upgrade_extra_data"]), group_vars)
+    assert upgrade.status == "failed"  # -> the approval node, then:
+    row = upgrade_artifacts["engine_ops_upgrade"][engine.name]
+    assert row["result"] == "failed" and row["rolled_back"] in (False, "False") and row["snapshot"]
+    rollback, artifacts = awx_job(tmp_path, "rollback.yml", hosts, "engines",
+                                  dict(survey, **workflow["rollback_extra_data"]), group_vars)
+    assert rollback.status == "successful", rollback.stdout.read()[-3000:]
+    result = artifacts["engine_ops_rollback"][engine.name]
+    assert result["to"] == "engine:2.3.1" and result["result"] in ("rolled_back", "already_current"), result
+    assert docker_client.containers.get(engine.name).image.id == docker_client.images.get("engine:2.3.1").id
+    assert engine.health()[1]["status"] == "ok"
+    assert sorted(r[1] for r in engine.rows("episodes")) == sorted("%s-%d" % (engine.name, n) for n in range(3))
