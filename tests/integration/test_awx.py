@@ -224,8 +224,8 @@ def test_ansible_builder_creates_a_build_context(tmp_path):
     assert "sqlite3 [platform:dpkg]" in (built / "bindep.txt").read_text()
 
 
-def test_the_workflow_rolls_back_to_its_own_target_after_a_failed_upgrade(engines, named, prefix, tmp_path,
-                                                                         docker_client):
+def test_the_workflow_rolls_back_to_its_own_target_after_a_failed_upgrade(
+        engines, named, prefix, tmp_path, docker_client):
     """The workflow's nodes get its survey's extra vars (plus each node's extra data), as AWX passes them."""
     members, hosts, group_vars, work = fleet(engines, named, prefix, tmp_path, 1, "2.3.1")
     group_vars["upgrade_health_timeout"] = 8  # the broken build never gets healthy: do not wait a minute for it
