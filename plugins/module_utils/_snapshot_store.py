@@ -24,7 +24,7 @@ import re
 import shutil
 from datetime import datetime
 
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._files import fsync_path, write_atomic
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._files import ensure_dir, fsync_path, write_atomic
 
 MANIFEST = "manifest.json"
 MANIFEST_SUM = MANIFEST + ".sha256"
@@ -85,8 +85,7 @@ class SnapshotStore:
 
     def ensure(self):
         for directory in (self.root, self.base):
-            if not os.path.isdir(directory):
-                os.makedirs(directory, 0o700)
+            ensure_dir(directory)  # Engines of one host snapshot in parallel into one store
         os.chmod(self.base, 0o700)
 
     def partial(self, snapshot_id):

@@ -216,6 +216,11 @@ def main():
             offsite.ids()  # the bucket answers and may be listed: before the snapshot, not after
     except (BrainError, OffsiteError) as exc:
         module.fail_action("find the brain", exc)
+    if plan is not None:
+        try:
+            backend.refuse_without_permissions("snapshot", plan)  # in check mode too: the plan must be doable
+        except BrainError as exc:
+            module.fail_action("check permissions", exc)
     if module.check_mode:
         planned = {"id": snapshot_id, "engine": engine_name, "backend": backend.name, "source": backend.location(),
                    "estimated_size_bytes": backend.size_bytes() if plan is None else backend.sqlite.size_bytes()}

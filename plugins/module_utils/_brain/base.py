@@ -17,6 +17,8 @@ import hashlib
 import json
 import os
 
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._files import ensure_dir
+
 
 class BrainError(Exception):
     """A brain operation failed; the message names the operation and the cause."""
@@ -43,8 +45,7 @@ class JsonlExport:
         self.directory = directory
         self.counts = {}
         self.whole_tables = []  # tables exported entirely because new rows could not be told apart
-        if not os.path.isdir(directory):
-            os.makedirs(directory, 0o700)
+        ensure_dir(directory)
 
     def write(self, table, columns, rows):
         path = os.path.join(self.directory, "%s.jsonl" % table)

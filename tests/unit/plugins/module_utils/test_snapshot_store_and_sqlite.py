@@ -106,3 +106,23 @@ def test_export_finds_exactly_the_rows_the_snapshot_lacks_then_swap_and_swap_bac
     assert backend.set_aside() == [aside]
     backend.swap_back(aside, "T2")
     assert backend.describe()["tables"]["episodes"]["rows"] == 5
+
+
+def test_the_store_tolerates_another_engine_creating_it_at_the_same_moment(tmp_path, monkeypatch):
+    """Engines of one host snapshot in parallel into one store: whoever creates the root second must not fail."""
+    import errno
+    import os as real_os
+
+    from ansible_collections.engine_ops.lifecycle.plugins.module_utils import _files
+    from ansible_collections.engine_ops.lifecycle.plugins.module_utils._snapshot_store import SnapshotStore
+
+    makedirs = real_os.makedirs
+
+    def loses_the_race(path, mode=0o777, exist_ok=False):
+        makedirs(path, mode)  # the other Engine's module got there first
+        raise OSError(errno.EEXIST, "File exists", path)
+
+    monkeypatch.setattr(_files.os, "makedirs", loses_the_race)
+    store = SnapshotStore(str(tmp_path / "store"), "engine-a")
+    store.ensure()
+    assert real_os.path.isdir(store.base)
