@@ -256,3 +256,18 @@ def engines(docker_client, pg_params, prefix):
         with psycopg.connect(dbname="postgres", autocommit=True, **pg_params) as conn:
             for database in created["databases"]:
                 conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database)))
+
+
+def named_engines(engines, named, prefix, count, version, backend="sqlite"):
+    """`count` healthy Engines on `version`, each renamed to a unique name (kept for removal), and their host vars."""
+    members, hosts = [], {}
+    for dummy in range(count):
+        engine = engines.start(version, engines.brain(backend))
+        engine.name = "%s-%s" % (prefix, uuid.uuid4().hex[:6])
+        engine.container.rename(engine.name)
+        named(engine.name)
+        members.append(engine)
+        hosts[engine.name] = {"engine_container": engine.name, "engine_url": engine.url}
+    for engine in members:
+        engine.wait_healthy()
+    return members, hosts

@@ -17,6 +17,7 @@ import ansible_runner
 import yaml
 
 from ansible_run import REPO, run_playbook, write_inventory
+from conftest import named_engines
 
 AWX_DIR = os.path.join(REPO, "extensions", "awx")
 COLLECTIONS = os.environ.get("ANSIBLE_COLLECTIONS_PATH", "").split(os.pathsep)[0]
@@ -129,16 +130,8 @@ def awx_job(tmp_path, playbook, hosts, group, answers, group_vars, limit=None):
 
 
 def fleet(engines, named, prefix, tmp_path, count, version):
-    members, hosts = [], {}
-    for dummy in range(count):
-        engine = engines.start(version, engines.brain("sqlite"))
-        engine.name = "%s-%s" % (prefix, uuid.uuid4().hex[:6])
-        engine.container.rename(engine.name)
-        named(engine.name)
-        members.append(engine)
-        hosts[engine.name] = {"engine_container": engine.name, "engine_url": engine.url}
+    members, hosts = named_engines(engines, named, prefix, count, version)
     for engine in members:
-        engine.wait_healthy()
         for n in range(3):
             engine.execute("turn %d" % n, request_id="%s-%d" % (engine.name, n))
     work = tmp_path / "work"

@@ -5,27 +5,19 @@ import os
 import shutil
 import subprocess
 import time
-import uuid
 import xml.etree.ElementTree as ET
 
 import pytest
 
 from ansible_run import run_module, run_playbook, write_inventory
+from conftest import named_engines
 
 PRODUCTION, BROKEN = "2.3.1", "2.4.0-broken-errors"
 
 
 def staging(engines, named, prefix, tmp_path, count=3, group="staging"):
-    members, hosts = [], {}
-    for dummy in range(count):
-        engine = engines.start("2.3.2", engines.brain("sqlite"))  # staging drifted from production: provision fixes it
-        engine.name = "%s-%s" % (prefix, uuid.uuid4().hex[:6])
-        engine.container.rename(engine.name)
-        named(engine.name)
-        members.append(engine)
-        hosts[engine.name] = {"engine_container": engine.name, "engine_url": engine.url}
-    for engine in members:
-        engine.wait_healthy()
+    # staging drifted from production (2.3.2): the provision phase puts it back on 2.3.1
+    members, hosts = named_engines(engines, named, prefix, count, "2.3.2")
     work = tmp_path / "work"
     evals = tmp_path / "eval.sh"  # a real eval: the rolled-back Engine is healthy on the production version
     evals.write_text("#!/bin/sh\ncurl -fsS \"$ENGINE_URL/health\" | python3 -c 'import json, os, sys; d = json.load(sys.stdin); "
