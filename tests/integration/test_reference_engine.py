@@ -126,7 +126,12 @@ def test_broken_errors_build_fails_half_the_turns_while_health_stays_ok(engines,
     statuses = [engine.execute("turn %d" % n)[0] for n in range(10)]
     assert sorted(statuses) == [200] * 5 + [500] * 5
     assert engine.health()[0] == 200
-    errors = [r for r in engine.logs() if r["level"] == "ERROR"]
+    # the last answer can arrive before the Engine writes its log line: wait for the lines, do not race them
+    def error_lines():
+        found = [r for r in engine.logs() if r["level"] == "ERROR"]
+        return found if len(found) >= 5 else None
+
+    errors = wait_for(error_lines, 10, "five ERROR log lines")
     assert len(errors) == 5 and {r["extra"]["error_code"] for r in errors} == {"TOOL_EXECUTION_FAILED"}
 
 
