@@ -127,6 +127,7 @@ def test_broken_errors_build_fails_half_the_turns_while_health_stays_ok(engines,
     assert sorted(statuses) == [200] * 5 + [500] * 5
     assert engine.health()[0] == 200
     # the last answer can arrive before the Engine writes its log line: wait for the lines, do not race them
+
     def error_lines():
         found = [r for r in engine.logs() if r["level"] == "ERROR"]
         return found if len(found) >= 5 else None
