@@ -20,7 +20,7 @@ import shutil
 import time
 
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._snapshot_store import (
-    MANIFEST, MANIFEST_SUM, StoreError, check_name, check_relpath, read_manifest, sha256_file)
+    MANIFEST, MANIFEST_SUM, StoreError, check_name, check_relpath, entry_path, file_matches, read_manifest, sha256_file)
 
 OFFSITE_OPTIONS = dict(
     s3_bucket=dict(type="str"),
@@ -160,11 +160,9 @@ class S3Store:
                 raise OffsiteError("the off-host manifest of %s: %s" % (snapshot_id, exc))
             total = 0
             for entry in manifest.get("files") or []:
-                path = os.path.join(partial, check_relpath(entry["name"]))
-                if os.path.dirname(entry["name"]):
-                    os.makedirs(os.path.dirname(path), 0o700, exist_ok=True)
+                path = entry_path(partial, entry)
                 self._get(snapshot_id, entry["name"], path)
-                if os.path.getsize(path) != entry["size"] or sha256_file(path) != entry["sha256"]:
+                if not file_matches(partial, entry):
                     raise OffsiteError("the downloaded %s of snapshot %s does not match the checksum in its manifest"
                                        % (entry["name"], snapshot_id))
                 os.chmod(path, 0o600)

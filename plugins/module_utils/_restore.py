@@ -112,7 +112,7 @@ STAGE_RECORD = "staged.json"
 SWAP_RECORD = "swapped.json"
 
 
-def _timed(timings, now, name, func, *args):
+def timed(timings, now, name, func, *args):
     began = now()
     value = func(*args)
     timings[name] = round(now() - began, 3)
@@ -125,15 +125,15 @@ def stage(backend, manifest, snapshot_dir, export_dir, now=time.monotonic):
     Leaves a stage record in the snapshot directory for the swap phase; nothing live is changed.
     """
     timings = {}
-    staged = _timed(timings, now, "stage", backend.stage, snapshot_dir, manifest["id"])
+    staged = timed(timings, now, "stage", backend.stage, snapshot_dir, manifest["id"])
     try:
-        description = _timed(timings, now, "verify_stage", backend.describe_staged, staged)
+        description = timed(timings, now, "verify_stage", backend.describe_staged, staged)
         problems = mismatch(description, manifest)
         if problems:
             raise RestoreError("the staged copy of snapshot %s does not match its manifest: %s"
                                % (manifest["id"], "; ".join(problems[:3])))
         export = JsonlExport(export_dir)
-        high = _timed(timings, now, "export_serving", backend.export, export, marks_of(manifest))
+        high = timed(timings, now, "export_serving", backend.export, export, marks_of(manifest))
     except (RestoreError, BrainError) as exc:
         backend.discard(staged)
         raise RestoreError("%s; the staged copy was removed and the live brain was not touched" % exc)
@@ -176,7 +176,7 @@ def swap(backend, manifest, snapshot_dir, record, engine, stamp, now=time.monoto
     timings = dict(record.get("timings") or {})
     result = {"timings": timings, "staged": record["staged"]}
     try:
-        result["drain"] = _timed(timings, now, "stop_engine", engine.stop)
+        result["drain"] = timed(timings, now, "stop_engine", engine.stop)
         users = engine.in_use()
         if users:
             raise RestoreError("the brain is in use by %s; drain the Engine first (engine_drain state=drained)"
@@ -187,20 +187,13 @@ def swap(backend, manifest, snapshot_dir, record, engine, stamp, now=time.monoto
             result["health"] = restarted
         raise RestoreError("%s; nothing was swapped, the live brain was not touched" % exc,
                            changed=bool(result.get("drain")), result=result)
-    export = JsonlExport(record["export_dir"])
-    export.counts = dict(record.get("exported_serving") or {})
-    export.whole_tables = list(record.get("whole_tables") or [])
-    _timed(timings, now, "export_stopped", backend.export, export, marks_of(manifest), record["high_water"])
-    summary = export.summary({"snapshot": manifest["id"], "exported_at": stamp})
-    result.update(exported=summary["rows"], exported_total=summary["total_rows"], export_dir=record["export_dir"],
-                  exported_whole_tables=summary["whole_tables"],
-                  external_calls=external_calls(record["export_dir"], record.get("mcp_servers") or []))
-    aside = _timed(timings, now, "swap", backend.swap, record["staged"], stamp)
+    result.update(export_since_stage(backend, manifest, record, stamp, timings, now))
+    aside = timed(timings, now, "swap", backend.swap, record["staged"], stamp)
     os.unlink(os.path.join(snapshot_dir, STAGE_RECORD))
     result["aside"] = aside
     # The staged copy was verified row by row; after an O(1) swap it is enough (and keeps the downtime
     # independent of the brain's size) to prove the live brain *is* that copy, with the right owner.
-    identity = _timed(timings, now, "verify_live", backend.staged_identity, backend.live_name())
+    identity = timed(timings, now, "verify_live", backend.staged_identity, backend.live_name())
     problems = backend.ownership_problems(aside)
     if identity != record["identity"]:
         problems.insert(0, "the live brain is not the verified staged copy")
@@ -209,12 +202,29 @@ def swap(backend, manifest, snapshot_dir, record, engine, stamp, now=time.monoto
         raise RestoreError("the restored brain did not verify (%s); the replaced brain was put back and the failed "
                            "one kept as %s" % ("; ".join(problems[:3]), failed), changed=True, result=result)
     result["verified"] = True
-    swap_record = dict((k, result[k]) for k in ("aside", "export_dir", "exported", "exported_total",
-                                                "exported_whole_tables", "external_calls"))
-    swap_record.update(identity=identity, snapshot=manifest["id"], swapped_at=stamp)
-    write_atomic(os.path.join(snapshot_dir, SWAP_RECORD), json.dumps(swap_record, sort_keys=True))
-    result["health"] = _timed(timings, now, "start_engine", engine.start)
+    write_swap_record(snapshot_dir, result, identity, manifest["id"], stamp)
+    result["health"] = timed(timings, now, "start_engine", engine.start)
     return result
+
+
+def export_since_stage(backend, manifest, record, stamp, timings, now=time.monotonic):
+    """Engine stopped: append what arrived after the stage's export; the export's rows, totals and external calls."""
+    export = JsonlExport(record["export_dir"])
+    export.counts = dict(record.get("exported_serving") or {})
+    export.whole_tables = list(record.get("whole_tables") or [])
+    timed(timings, now, "export_stopped", backend.export, export, marks_of(manifest), record["high_water"])
+    summary = export.summary({"snapshot": manifest["id"], "exported_at": stamp})
+    return {"exported": summary["rows"], "exported_total": summary["total_rows"], "export_dir": record["export_dir"],
+            "exported_whole_tables": summary["whole_tables"],
+            "external_calls": external_calls(record["export_dir"], record.get("mcp_servers") or [])}
+
+
+def write_swap_record(snapshot_dir, result, identity, snapshot_id, stamp):
+    """What a swap did, kept beside the snapshot: a re-run recognises the live brain by `identity` and stops there."""
+    record = dict((k, result[k]) for k in ("aside", "export_dir", "exported", "exported_total",
+                                           "exported_whole_tables", "external_calls"))
+    record.update(identity=identity, snapshot=snapshot_id, swapped_at=stamp)
+    write_atomic(os.path.join(snapshot_dir, SWAP_RECORD), json.dumps(record, sort_keys=True))
 
 
 def already_restored(backend, snapshot_dir):

@@ -187,13 +187,25 @@ def read_manifest(directory, engine=None, verify_files=False, expected_id=None):
         raise StoreError("snapshot %s belongs to engine %r, not %r" % (manifest["id"], manifest.get("engine"), engine))
     if verify_files:
         for entry in manifest.get("files") or []:
-            file_path = os.path.join(directory, check_relpath(entry["name"]))
-            if not os.path.isfile(file_path):
+            if not os.path.isfile(os.path.join(directory, check_relpath(entry["name"]))):
                 raise StoreError("snapshot %s is missing its file %s" % (manifest["id"], entry["name"]))
-            if os.path.getsize(file_path) != entry["size"] or sha256_file(file_path) != entry["sha256"]:
+            if not file_matches(directory, entry):
                 raise StoreError("checksum of %s in snapshot %s does not match its manifest (corrupted)"
                                  % (entry["name"], manifest["id"]))
     return manifest
+
+
+def file_matches(directory, entry):
+    """Whether the file of a manifest entry is in `directory` with the entry's size and sha256."""
+    path = os.path.join(directory, check_relpath(entry["name"]))
+    return os.path.isfile(path) and os.path.getsize(path) == entry["size"] and sha256_file(path) == entry["sha256"]
+
+
+def entry_path(directory, entry):
+    """Where the file of a manifest entry goes in `directory` (a snapshot being written); its folders are made."""
+    path = os.path.join(directory, check_relpath(entry["name"]))
+    ensure_dir(os.path.dirname(path))
+    return path
 
 
 def file_entries(directory, names):

@@ -32,7 +32,7 @@ from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.cloud 
     CloudError, DeadlineExceeded, PermissionDenied, manifest_from_labels, snapshot_deadline)
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._files import write_atomic
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._restore import (
-    RestoreError, STAGE_RECORD, SWAP_RECORD, external_calls, marks_of)
+    RestoreError, STAGE_RECORD, export_since_stage, marks_of, timed, write_swap_record)
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._snapshot_store import FORMAT
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils import _volume_host as host
 
@@ -252,17 +252,12 @@ class VolumeBrain:
 
     def stage(self, loc, manifest, snapshot_dir, export_dir):
         timings = {}
-        began = self.now()
         snap = manifest["volume_snapshot"]["snapshot_id"]
-        new_volume = self.provider.create_volume(
-            snap, loc["instance"]["zone"], loc["volume"],
-            {"engine": manifest["engine"], "restored_from": snap, "snapshot": manifest["id"]},
-            self.now() + self.params["volume_timeout"])
-        timings["create_volume"] = round(self.now() - began, 3)
-        mark = self.now()
+        tags = {"engine": manifest["engine"], "restored_from": snap, "snapshot": manifest["id"]}
+        new_volume = timed(timings, self.now, "create_volume", self.provider.create_volume, snap, loc["instance"]["zone"],
+                           loc["volume"], tags, self.now() + self.params["volume_timeout"])
         export = JsonlExport(export_dir)
-        high = self.sqlite.export(export, marks_of(manifest))
-        timings["export_serving"] = round(self.now() - mark, 3)
+        high = timed(timings, self.now, "export_serving", self.sqlite.export, export, marks_of(manifest))
         record = {"snapshot": manifest["id"], "staged": new_volume, "identity": new_volume, "backend": self.name,
                   "replaces": loc["volume"]["id"], "mcp_servers": self.sqlite.column_values("server_registry", "name"),
                   "high_water": high, "export_dir": export_dir, "exported_serving": dict(export.counts),
@@ -284,38 +279,20 @@ class VolumeBrain:
     def swap(self, loc, manifest, snapshot_dir, record, engine, stamp):
         timings = dict(record.get("timings") or {})
         result = {"timings": timings, "staged": record["staged"]}
-        mark = self.now()
-        result["drain"] = engine.stop()
-        timings["stop_engine"] = round(self.now() - mark, 3)
+        result["drain"] = timed(timings, self.now, "stop_engine", engine.stop)
         users = engine.in_use()
         if users:
             restarted = engine.start_if_stopped()
             raise RestoreError("the brain is in use by %s; drain the Engine first; nothing was swapped, the old volume "
                                "is still attached" % ", ".join(users), changed=bool(result["drain"]),
                                result=dict(result, health=restarted))
-        export = JsonlExport(record["export_dir"])
-        export.counts = dict(record.get("exported_serving") or {})
-        export.whole_tables = list(record.get("whole_tables") or [])
-        mark = self.now()
-        self.sqlite.export(export, marks_of(manifest), record["high_water"])
-        timings["export_stopped"] = round(self.now() - mark, 3)
-        summary = export.summary({"snapshot": manifest["id"], "exported_at": stamp})
-        result.update(exported=summary["rows"], exported_total=summary["total_rows"], export_dir=record["export_dir"],
-                      exported_whole_tables=summary["whole_tables"],
-                      external_calls=external_calls(record["export_dir"], record.get("mcp_servers") or []))
-        mark = self.now()
-        self.switch_volume(loc, record["staged"], stamp, engine, manifest)
-        timings["swap"] = round(self.now() - mark, 3)
+        result.update(export_since_stage(self.sqlite, manifest, record, stamp, timings, self.now))
+        timed(timings, self.now, "swap", self.switch_volume, loc, record["staged"], stamp, engine, manifest)
         os.unlink(os.path.join(snapshot_dir, STAGE_RECORD))
         result["aside"] = loc["volume"]["id"]
         result["verified"] = True
-        swap_record = dict((k, result[k]) for k in ("aside", "export_dir", "exported", "exported_total",
-                                                    "exported_whole_tables", "external_calls"))
-        swap_record.update(identity=record["staged"], snapshot=manifest["id"], swapped_at=stamp)
-        write_atomic(os.path.join(snapshot_dir, SWAP_RECORD), json.dumps(swap_record, sort_keys=True))
-        mark = self.now()
-        result["health"] = engine.start()
-        timings["start_engine"] = round(self.now() - mark, 3)
+        write_swap_record(snapshot_dir, result, record["staged"], manifest["id"], stamp)
+        result["health"] = timed(timings, self.now, "start_engine", engine.start)
         return result
 
     def switch_volume(self, loc, new_volume, stamp, engine, manifest=None):

@@ -151,7 +151,7 @@ from ansible_collections.engine_ops.lifecycle.plugins.module_utils._errors impor
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._offsite import OffsiteError
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._snapshot import engine_metadata, take_snapshot
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._snapshot_store import (
-    StoreError, check_name, check_relpath, key_fingerprint, new_id, read_manifest, retention_victims, sha256_file)
+    StoreError, check_name, entry_path, file_matches, key_fingerprint, new_id, read_manifest, retention_victims)
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._volume_options import VOLUME_BACKENDS
 
 
@@ -248,7 +248,7 @@ def main():
         removed = []
         if p["keep"]:
             for victim in retention_victims(store.list(), p["keep"], store.rollback_target()):
-                delete_snapshot(module, store, victim, offsite)
+                delete_snapshot(module, store, victim, offsite, getattr(backend, "provider", None))
                 removed.append(victim)
         result["removed"] = removed
     except (BrainError, StoreError, EngineDockerError, OSError) as exc:
@@ -282,14 +282,11 @@ def import_snapshot(module, store, snapshot_id):
     partial = store.partial(snapshot_id)
     try:
         for entry in source.get("files") or []:
-            target = os.path.join(partial, check_relpath(entry["name"]))
-            if os.path.dirname(entry["name"]):
-                os.makedirs(os.path.dirname(target), 0o700, exist_ok=True)
+            target = entry_path(partial, entry)
             shutil.copyfile(os.path.join(source_dir, entry["name"]), target)
             os.chmod(target, 0o600)
-        copied = read_manifest_files(partial, manifest)
-        if copied:
-            raise StoreError(copied)
+            if not file_matches(partial, entry):
+                raise StoreError("the copy of %s does not match its checksum" % entry["name"])
         store.commit(partial, manifest)
         if p["rollback_target"]:
             store.set_rollback_target(snapshot_id)
@@ -297,14 +294,6 @@ def import_snapshot(module, store, snapshot_id):
         shutil.rmtree(partial, ignore_errors=True)
         module.fail_action("import %s" % source_dir, exc)
     module.exit_json(changed=True, snapshot=manifest, removed=[])
-
-
-def read_manifest_files(directory, manifest):
-    """The first copied file whose checksum differs from the manifest's, as a message; '' when all match."""
-    for entry in manifest.get("files") or []:
-        if sha256_file(os.path.join(directory, entry["name"])) != entry["sha256"]:
-            return "the copy of %s does not match its checksum" % entry["name"]
-    return ""
 
 
 def copy_offsite(module, offsite, store, manifest):
@@ -315,16 +304,21 @@ def copy_offsite(module, offsite, store, manifest):
                            % exc, changed=True, snapshot=manifest, removed=[])
 
 
-def delete_snapshot(module, store, snapshot_id, offsite):
-    """Delete a snapshot everywhere it is: its cloud volume snapshot, its off-host copy, the local store."""
+def delete_snapshot(module, store, snapshot_id, offsite, provider=None):
+    """Delete a snapshot everywhere it is: its cloud volume snapshot, its off-host copy, the local store.
+
+    `provider` is the volume backend's own, when the module has one: retention then needs no client per snapshot.
+    """
     try:
         manifest = store.load(snapshot_id)
     except StoreError:
         manifest = {}
     cloud = (manifest.get("volume_snapshot") or {}).get("snapshot_id")
     if cloud:
-        from ansible_collections.engine_ops.lifecycle.plugins.module_utils._volume_snapshot import make_provider
-        make_provider(dict(module.params, backend=manifest["backend"])).delete_snapshot(cloud)
+        if provider is None or provider.name != manifest["backend"]:
+            from ansible_collections.engine_ops.lifecycle.plugins.module_utils._volume_snapshot import make_provider
+            provider = make_provider(dict(module.params, backend=manifest["backend"]))
+        provider.delete_snapshot(cloud)
     if offsite:
         offsite.delete(snapshot_id)
     store.delete(snapshot_id)

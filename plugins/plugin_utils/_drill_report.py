@@ -15,6 +15,8 @@ import os
 import time
 from xml.sax.saxutils import escape, quoteattr
 
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._files import ensure_dir, write_atomic
+
 PHASE_PREFIX = "Drill phase - "
 RECOVERY_PHASES = ("detect", "rollback")  # from the moment the failure is looked for until the Engine serves again
 COLOURS = {"provision": "#8da0cb", "seed": "#a6d854", "snapshot": "#66c2a5", "upgrade": "#fc8d62",
@@ -277,23 +279,15 @@ def render_svg(report):
     return "\n".join(parts) + "\n"
 
 
-def _write(path, text):
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
-
-
 def write_reports(report, directory, history_path):
     """Write drill-<id>.json/.md/.xml/.svg (0600) and append the drill to the history; return the paths."""
-    for folder in (directory, os.path.dirname(history_path)):
-        if folder and not os.path.isdir(folder):
-            os.makedirs(folder, 0o700)
+    ensure_dir(os.path.dirname(os.path.abspath(history_path)))
     base = os.path.join(directory, "drill-%s" % report["id"])
     paths = {"json": base + ".json", "markdown": base + ".md", "junit": base + ".xml", "svg": base + ".svg"}
-    _write(paths["json"], json.dumps(report, indent=2, sort_keys=True))
-    _write(paths["markdown"], render_markdown(report))
-    _write(paths["junit"], render_junit(report))
-    _write(paths["svg"], render_svg(report))
+    write_atomic(paths["json"], json.dumps(report, indent=2, sort_keys=True))  # 0600, in a 0700 directory
+    write_atomic(paths["markdown"], render_markdown(report))
+    write_atomic(paths["junit"], render_junit(report))
+    write_atomic(paths["svg"], render_svg(report))
     entry = {"id": report["id"], "finished_at": report["finished_at"], "result": report["result"],
              "wall_seconds": report["wall_seconds"], "phase_max": report["phase_max"],
              "recovery_seconds_max": report["recovery_seconds_max"], "hosts": len(report["hosts"])}
