@@ -12,26 +12,53 @@ REPO = os.path.dirname(HERE)
 
 
 class Downtime:
-    """A separate process polls /health every 10 ms; downtime = first failed to first healthy after it."""
+    """A separate process polls /health (every 10 ms for one Engine); downtime = first failed to first healthy after it.
 
-    def __init__(self, url, workdir):
-        self.url, self.out = url, os.path.join(workdir, "probe-%d" % time.monotonic_ns())
+    With several URLs one process polls them in turn; `per_url` holds each Engine's downtime and `seconds` the first.
+    """
+
+    def __init__(self, url, workdir, interval=0.01):
+        self.urls = [url] if isinstance(url, str) else list(url)
+        self.interval = interval
+        self.out = os.path.join(workdir, "probe-%d" % time.monotonic_ns())
 
     def __enter__(self):
-        self.proc = subprocess.Popen([sys.executable, os.path.join(HERE, "_prober.py"), self.url, self.out])
-        time.sleep(0.3)
+        self.proc = subprocess.Popen([sys.executable, os.path.join(HERE, "_prober.py"), self.out,
+                                      str(self.interval)] + self.urls)
+        wait_for(lambda: os.path.exists(self.out) and os.path.getsize(self.out) > 0, 10, "the health prober")
         return self
 
     def __exit__(self, *exc):
-        time.sleep(0.3)
+        time.sleep(max(0.1, 3 * self.interval))  # a few samples after the end, to see the Engines healthy
         open(self.out + ".stop", "w").close()
         self.proc.wait(10)
+        samples = {}
         with open(self.out, encoding="utf-8") as handle:
-            samples = [(float(t), ok == "1") for t, ok in (line.split() for line in handle if line.strip())]
-        first_bad = next((t for t, ok in samples if not ok), None)
-        back = next((t for t, ok in samples if ok and first_bad is not None and t > first_bad), None)
-        self.seconds = 0.0 if first_bad is None else ((back - first_bad) if back else float("nan"))
+            for line in handle:
+                if line.strip():
+                    stamp, index, ok = line.split()
+                    samples.setdefault(int(index), []).append((float(stamp), ok == "1"))
+        self.per_url = [outage(samples.get(index, [])) for index in range(len(self.urls))]
+        self.seconds = self.per_url[0]
         return False
+
+
+def outage(samples):
+    """Seconds from the first unhealthy answer to the first healthy one after it (0.0 if never unhealthy)."""
+    first_bad = next((t for t, ok in samples if not ok), None)
+    if first_bad is None:
+        return 0.0
+    back = next((t for t, ok in samples if ok and t > first_bad), None)
+    return (back - first_bad) if back else float("nan")
+
+
+def wait_for(condition, timeout, what, interval=0.02):
+    """Poll `condition` until it is true; fail the benchmark after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise SystemExit("bench: timed out after %ss waiting for %s" % (timeout, what))
+        time.sleep(interval)
 
 
 def ansible_module(module, args):

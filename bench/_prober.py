@@ -1,6 +1,7 @@
-"""Separate process that polls /health and records each answer: `python _prober.py URL OUTFILE`.
+"""Separate process that polls /health of one or more Engines: `python _prober.py OUTFILE INTERVAL URL [URL...]`.
 
-Stops when OUTFILE + '.stop' appears. Each line: monotonic time, 1 for healthy (2xx and status ok) or 0.
+Stops when OUTFILE + '.stop' appears. Each line: monotonic time, URL index, 1 for healthy (2xx and status ok) or 0.
+One process for a whole fleet, so that probing twenty Engines does not cost twenty processes.
 """
 
 import http.client
@@ -24,14 +25,16 @@ def healthy(host, port, path):
         conn.close()
 
 
-def main(url, out):
-    parts = urlparse(url)
+def main(out, interval, urls):
+    targets = [urlparse(url) for url in urls]
     with open(out, "w", encoding="utf-8") as handle:
         while not os.path.exists(out + ".stop"):
-            handle.write("%.4f %d\n" % (time.monotonic(), healthy(parts.hostname, parts.port, parts.path)))
+            for index, parts in enumerate(targets):
+                ok = healthy(parts.hostname, parts.port, parts.path)
+                handle.write("%.4f %d %d\n" % (time.monotonic(), index, ok))
             handle.flush()
-            time.sleep(0.01)
+            time.sleep(interval)
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2])
+    main(sys.argv[1], float(sys.argv[2]), sys.argv[3:])

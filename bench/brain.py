@@ -24,6 +24,7 @@ import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _common import REPO, Downtime, ansible_module, module_process, sh, timed  # noqa: E402
+from _plot import bars, write  # noqa: E402
 
 CACHE = os.path.join(os.path.expanduser("~"), ".cache", "engine_ops", "bench")
 EPISODES_PER_MB = 220  # measured: 50,000 episodes of the seed generator make a 229 MB brain
@@ -265,7 +266,40 @@ def main(argv=None):
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "brain.json"), "w", encoding="utf-8") as handle:
         json.dump(report, handle, indent=2)
+    plot(report, args.out)
     return 0
+
+
+def plot(report, out):
+    """SVG plots of this run: snapshot time and downtime by brain size, PostgreSQL, peak memory."""
+    sizes = list(report["sqlite"])
+    if sizes:
+        snap = dict((name, dict((s, report["sqlite"][s]["snapshot"][key]) for s in sizes))
+                    for name, key in (("brain_snapshot", "ours"), ("sqlite3 .backup", "backup"), ("cp + fsync", "cp_fsync")))
+        write(os.path.join(out, "brain-snapshot.svg"), bars("SQLite snapshot time by brain size", "seconds", sizes,
+                                                            list(snap), snap))
+        down = dict((name, dict((s, report["sqlite"][s]["downtime"][key]) for s in sizes))
+                    for name, key in (("data rollback (brain_restore)", "data_rollback"), ("image-only", "image_only"),
+                                      ("naive stop/copy/start", "naive")))
+        write(os.path.join(out, "brain-downtime.svg"), bars("Downtime of a rollback by brain size", "seconds", sizes,
+                                                            list(down), down))
+    memory = {"brain_snapshot": {}, "brain_restore": {}}
+    for s in sizes:
+        memory["brain_snapshot"]["SQLite " + s] = report["sqlite"][s]["snapshot"]["rss"]
+        memory["brain_restore"]["SQLite " + s] = report["sqlite"][s]["downtime"]["restore_rss"]
+    pg = report.get("postgres")
+    if pg:
+        label = "PostgreSQL %dMB" % (pg["size_bytes"] // 1000000)
+        memory["brain_snapshot"][label], memory["brain_restore"][label] = pg["snapshot_rss"], None
+        compare = {"engine_ops": {"snapshot": pg["ours_snapshot"], "rollback downtime": pg["data_rollback"]},
+                   "community.postgresql": {"snapshot": pg["community_dump"],
+                                            "rollback downtime": pg["community_restore"]}}
+        write(os.path.join(out, "postgres.svg"), bars("PostgreSQL brain (%s): engine_ops vs community.postgresql_db" % label,
+                                                      "seconds", ["snapshot", "rollback downtime"], list(compare), compare))
+    groups = list(memory["brain_snapshot"])
+    if groups:
+        write(os.path.join(out, "memory.svg"), bars("Peak memory of the module process (RSS)", "MiB", groups,
+                                                    list(memory), memory))
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _common import Downtime, ansible_module, sh  # noqa: E402
+from _plot import bars, write  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PORT = 18911
@@ -110,6 +111,11 @@ def main(argv=None):
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "image_rollback.json"), "w", encoding="utf-8") as handle:
         json.dump(report, handle, indent=2)
+    write(os.path.join(args.out, "image-rollback.svg"), bars(
+        "Image rollback of one Engine: engine_image vs the manual commands (median of %d)" % args.rounds, "seconds",
+        ["wall time", "downtime"], ["engine_image", "manual"],
+        {"engine_image": {"wall time": summary["module"]["wall_seconds"], "downtime": summary["module"]["downtime_seconds"]},
+         "manual": {"wall time": summary["manual"]["wall_seconds"], "downtime": summary["manual"]["downtime_seconds"]}}))
     print("median wall: module %.2fs, manual %.2fs (ratio %.2f)" % (
         summary["module"]["wall_seconds"], summary["manual"]["wall_seconds"],
         summary["ratio_module_to_manual"]["wall_seconds"]))

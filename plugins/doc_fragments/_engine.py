@@ -37,7 +37,8 @@ options:
   docker_host:
     description:
       - Docker daemon to talk to, for example C(unix:///var/run/docker.sock).
-      - Defaults to E(DOCKER_HOST), else the local socket.
+      - Defaults to E(DOCKER_HOST), else the local socket. C(unix://) and C(tcp://) daemons are supported; for
+        C(tcp://) E(DOCKER_TLS_VERIFY) and E(DOCKER_CERT_PATH) are read as the docker CLI reads them.
     type: str
     aliases: [docker_url]
   docker_timeout:
@@ -45,7 +46,7 @@ options:
     type: int
     default: 60
 requirements:
-  - docker (Python Docker SDK) >= 7.0
+  - A Docker daemon reachable over its API socket (no Python Docker SDK is needed).
 """
 
     ENGINE = r"""

@@ -9,7 +9,7 @@ __metaclass__ = type
 
 import json
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.base import BrainError
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.select import BRAIN_OPTIONS, make_backend
@@ -69,12 +69,9 @@ class EngineOpsModule(AnsibleModule):
 
     @property
     def docker(self):
-        """The Docker client, connected on first use (the SDK is imported only by modules that need it)."""
+        """The Docker client (standard library, module_utils._docker_api), connected on first use."""
         if self._docker is None:
-            from ansible_collections.engine_ops.lifecycle.plugins.module_utils import _docker
-            if not _docker.HAS_DOCKER:
-                self.fail_json(msg=missing_required_lib("docker"), exception=_docker.DOCKER_IMPORT_ERROR)
-            EngineDocker = _docker.EngineDocker
+            from ansible_collections.engine_ops.lifecycle.plugins.module_utils._docker import EngineDocker
             try:
                 self._docker = EngineDocker.connect(self.params["docker_host"], self.params["docker_timeout"])
             except EngineDockerError as exc:

@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: (c) 2026, engine_ops maintainers
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""A thin wrapper over the Docker SDK's low-level API: find the Engine, inspect, stop, swap.
+"""A thin wrapper over the Docker Engine API (module_utils._docker_api): find the Engine, inspect, stop, swap.
 
 Everything speaks raw Engine API dictionaries (what `docker inspect` prints), so the logic in
 the other module_utils can be tested with plain data and a fake of this class.
@@ -12,19 +12,8 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import json
-import traceback
 
-try:
-    import docker
-    from docker.errors import APIError, DockerException, ImageNotFound, NotFound
-    from requests.exceptions import ConnectionError as RequestsConnectionError
-    from requests.exceptions import ReadTimeout
-    HAS_DOCKER = True
-    DOCKER_IMPORT_ERROR = None
-except ImportError:
-    HAS_DOCKER = False
-    DOCKER_IMPORT_ERROR = traceback.format_exc()
-
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._docker_api import ApiError, DockerApi, DockerTimeout
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._errors import EngineDockerError
 
 COMPOSE_PROJECT = "com.docker.compose.project"
@@ -37,15 +26,10 @@ class EngineDocker:
 
     @classmethod
     def connect(cls, docker_host=None, timeout=60):
-        if not HAS_DOCKER:
-            raise EngineDockerError("the Python Docker SDK is not installed")
         try:
-            if docker_host:
-                api = docker.APIClient(base_url=docker_host, version="auto", timeout=timeout)
-            else:
-                api = docker.from_env(timeout=timeout, version="auto").api
-            api.ping()
-        except DockerException as exc:
+            api = DockerApi(docker_host, timeout)
+            api.negotiate()
+        except ApiError as exc:
             raise EngineDockerError("cannot reach the Docker daemon%s: %s"
                                     % (" at %s" % docker_host if docker_host else "", exc))
         return cls(api)
@@ -67,24 +51,25 @@ class EngineDocker:
                                     "with container=" % (compose_project, compose_service, len(found), ", ".join(names)))
         return self.inspect_container(found[0]["Id"])
 
+    def running_containers(self):
+        return self._call("list containers", self.api.containers)
+
     def inspect_container(self, ref):
-        try:
-            return self.api.inspect_container(ref)
-        except NotFound:
-            return None
-        except (APIError, DockerException) as exc:
-            raise EngineDockerError("inspect container %s: %s" % (ref, exc))
+        return self._inspect("container", self.api.inspect_container, ref)
 
     def inspect_image(self, ref):
+        return self._inspect("image", self.api.inspect_image, ref)
+
+    def _inspect(self, what, func, ref):
         try:
-            return self.api.inspect_image(ref)
-        except (NotFound, ImageNotFound):
-            return None
-        except (APIError, DockerException) as exc:
-            raise EngineDockerError("inspect image %s: %s" % (ref, exc))
+            return func(ref)
+        except ApiError as exc:
+            if exc.status == 404:
+                return None
+            raise EngineDockerError("inspect %s %s: %s" % (what, ref, exc))
 
     def pull(self, ref):
-        self._call("pull %s" % ref, self.api.pull, ref)  # the SDK splits tag or digest off the reference
+        self._call("pull %s" % ref, self.api.pull, ref)
         return self.inspect_image(ref)
 
     # -- lifecycle --------------------------------------------------------------------------------
@@ -94,8 +79,8 @@ class EngineDocker:
     def wait(self, ref, timeout):
         """Exit code, or None when the container is still running after `timeout` seconds."""
         try:
-            return self.api.wait(ref, timeout=timeout)["StatusCode"]
-        except (ReadTimeout, RequestsConnectionError):
+            return self.api.wait(ref, timeout=timeout)
+        except DockerTimeout:
             return None
 
     def start(self, ref):
@@ -106,25 +91,22 @@ class EngineDocker:
 
     def remove(self, ref, force=False):
         try:
-            self.api.remove_container(ref, force=force, v=False)  # never anonymous volumes: they may hold a brain
-        except NotFound:
-            pass
-        except (APIError, DockerException) as exc:
-            raise EngineDockerError("remove container %s: %s" % (ref, exc))
+            self.api.remove_container(ref, force=force)  # never anonymous volumes (v=0): they may hold a brain
+        except ApiError as exc:
+            if exc.status != 404:
+                raise EngineDockerError("remove container %s: %s" % (ref, exc))
 
     def create(self, body, name, extra_networks=None):
-        created = self._call("create container %s" % name, self.api.create_container_from_config, body, name=name)
+        created = self._call("create container %s" % name, self.api.create_container, body, name)
         for network, endpoint in (extra_networks or {}).items():
-            self._call("connect %s to network %s" % (name, network), self.api.connect_container_to_network,
-                       created["Id"], network, aliases=endpoint.get("Aliases"), links=endpoint.get("Links"),
-                       ipv4_address=(endpoint.get("IPAMConfig") or {}).get("IPv4Address"),
-                       ipv6_address=(endpoint.get("IPAMConfig") or {}).get("IPv6Address"),
-                       driver_opt=endpoint.get("DriverOpts"))
+            config = dict((k, endpoint[k]) for k in ("Aliases", "Links", "IPAMConfig", "DriverOpts") if endpoint.get(k))
+            self._call("connect %s to network %s" % (name, network), self.api.connect_network, network,
+                       created["Id"], config)
         return created["Id"]
 
     def log_records(self, ref, since=None):
         """The container's stdout/stderr JSON lines (non-JSON lines are skipped)."""
-        raw = self._call("read logs of %s" % ref, self.api.logs, ref, stdout=True, stderr=True, since=since)
+        raw = self._call("read logs of %s" % ref, self.api.logs, ref, since=since)
         records = []
         for line in raw.decode("utf-8", "replace").splitlines():
             line = line.strip()
@@ -138,5 +120,5 @@ class EngineDocker:
     def _call(self, action, func, *args, **kwargs):
         try:
             return func(*args, **kwargs)
-        except (APIError, DockerException) as exc:
+        except ApiError as exc:
             raise EngineDockerError("%s: %s" % (action, exc))

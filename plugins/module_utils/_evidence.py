@@ -137,6 +137,8 @@ def health_summary(samples):
         else:
             streak.append(sample_)
     summary["non_ok_at_end"] = bool(streak)
+    if samples:
+        summary["last_classification"] = samples[-1]["classification"]
     if streak:
         summary["non_ok_since"] = streak[0]["at"]
         summary["non_ok_seconds"] = round(samples[-1]["at"] - streak[0]["at"], 3)

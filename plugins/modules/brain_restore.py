@@ -212,12 +212,14 @@ def main():
     except (StoreError, RestoreError, BrainError, OffsiteError) as exc:
         module.fail_action("preflight of snapshot %s" % snapshot_id, exc)
     result = {"plan": the_plan, "snapshot": snapshot_id, "fetched": fetched}
-    if brain_matches(live, manifest):
-        module.exit_json(changed=False, **result)
+    # A brain swapped in by an earlier (perhaps interrupted) run is reported with that run's export and aside,
+    # even when it still equals the snapshot row for row.
     restored = already_restored(backend, store.path(snapshot_id))
     if restored:
         result.update(already_restored=restored, aside=restored["aside"], export_dir=restored["export_dir"],
                       exported=restored["exported"], exported_total=restored["exported_total"])
+        module.exit_json(changed=False, **result)
+    if brain_matches(live, manifest):
         module.exit_json(changed=False, **result)
     if module.check_mode:
         module.exit_json(changed=True, **result)

@@ -39,8 +39,11 @@ options:
     type: str
     required: true
   phase:
-    description: The phase just finished. Omit to only read the record.
-    type: str
+    description:
+      - The phase just finished. Omit to only read the record.
+      - A list records several phases at once, in order (one round-trip where nothing happens between them).
+    type: list
+    elements: str
   data:
     description: Values to keep with the record (merged), such as the decision taken.
     type: dict
@@ -57,6 +60,12 @@ EXAMPLES = r"""
     container: engine
     target: v2.3.1
   register: checkpoint
+
+- name: Record that the Engine serves again and close the run, in one call
+  engine_ops.lifecycle.engine_checkpoint:
+    container: engine
+    target: v2.3.1
+    phase: [switched, done]
 
 - name: Record the decision before anything is changed
   engine_ops.lifecycle.engine_checkpoint:
@@ -107,7 +116,7 @@ def main():
             STATE_OPTIONS,
             operation=dict(type="str", choices=["rollback", "upgrade"], default="rollback"),
             target=dict(type="str", required=True),
-            phase=dict(type="str"),
+            phase=dict(type="list", elements="str"),
             data=dict(type="dict", default={}),
             run_id=dict(type="str", default="unknown"),
         ),
@@ -127,7 +136,8 @@ def main():
                          phases=phases_done(record), timings=timings(record))
     now = now_epoch()
     record, resumed, superseded = open_run(record, p["operation"], p["target"], p["run_id"], now)
-    record = record_phase(record, p["phase"], p["data"], now)
+    for phase in p["phase"]:
+        record = record_phase(record, phase, p["data"], now)
     result = dict(changed=True, checkpoint=record, resumed=resumed, phases=phases_done(record), timings=timings(record))
     if superseded:
         result["superseded"] = superseded

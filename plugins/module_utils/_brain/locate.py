@@ -49,7 +49,7 @@ def mounts_path(container, path):
 def containers_using(docker, path):
     """Names of running containers that mount the directory holding `path`."""
     users = []
-    for summary in docker.api.containers():
+    for summary in docker.running_containers():
         container = docker.inspect_container(summary["Id"])
         if container and mounts_path(container, path):
             users.append(container["Name"].lstrip("/"))
