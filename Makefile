@@ -5,7 +5,7 @@ ENGINE_OPS_WORK ?= $(CURDIR)/.work
 export ENGINE_OPS_WORK
 WITH_ENV := source $(ENGINE_OPS_WORK)/env.sh &&
 
-.PHONY: help bootstrap engine-images demo demo-clean test unit sanity lint integration molecule build clean bench-image ee-context
+.PHONY: help bootstrap engine-images demo demo-clean test unit sanity lint integration molecule build clean bench bench-image ee-context
 
 help:
 	@echo "make demo           set up, then upgrade a local fleet to a broken release and roll it back"
@@ -14,6 +14,7 @@ help:
 	@echo "make engine-images  build the reference Engine images (cached by content)"
 	@echo "make demo-clean     remove the demo fleet and its brains"
 	@echo "make build          build the collection tarball into .work/dist"
+	@echo "make bench          run every benchmark (image, brain, PostgreSQL, fleet, memory) and write docs/performance.md"
 	@echo "make bench-image    benchmark image rollback against the manual commands"
 	@echo "make ee-context     build the AWX execution environment's build context into build/context"
 
@@ -64,6 +65,15 @@ ee-context: bootstrap
 	@mv -f build/engine_ops-lifecycle-*.tar.gz build/engine_ops-lifecycle.tar.gz
 	@$(WITH_ENV) ansible-builder create -f execution-environment.yml -c build/context
 	@echo "build context: build/context (ansible-builder build -t <image> where registries are reachable)"
+
+# Every benchmark, side by side with the manual commands and community modules, then the figures and plots of this
+# run into docs/performance.md (bench/results/*.json and *.svg). Under 20 minutes on 2 cores once the brains of
+# bench/brain.py are cached (~/.cache/engine_ops/bench); the first run also generates them.
+bench: engine-images
+	@$(WITH_ENV) python bench/image_rollback.py --rounds 3
+	@$(WITH_ENV) python bench/brain.py --sizes 10,100,1000 --pg-size 500 --rounds 2
+	@$(WITH_ENV) python bench/fleet.py --sizes 1,5,20 --runs data:fast,image:fast,data:realistic
+	@$(WITH_ENV) python bench/report.py
 
 bench-image: engine-images
 	@$(WITH_ENV) python bench/image_rollback.py --rounds 5

@@ -22,6 +22,7 @@ description:
     C(callbacks_enabled = engine_ops.lifecycle.fleet_summary).
 """
 
+import errno
 import json
 import os
 import time
@@ -78,10 +79,20 @@ def complete(rows, targeted, processed, failures, dark):
 
 
 def write_report(directory, operation, rows, now=time.gmtime):
+    """<operation>-<UTC time>.json, never over another run's (slices of one AWX job finish in the same second)."""
     if not os.path.isdir(directory):
         os.makedirs(directory, 0o700)
-    path = os.path.join(directory, "%s-%s.json" % (operation, time.strftime("%Y%m%dT%H%M%SZ", now())))
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    base = os.path.join(directory, "%s-%s" % (operation, time.strftime("%Y%m%dT%H%M%SZ", now())))
+    path, number = base + ".json", 1
+    while True:
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            break
+        except OSError as exc:
+            if exc.errno != errno.EEXIST:
+                raise
+            number += 1
+            path = "%s-%d.json" % (base, number)
     with os.fdopen(fd, "w") as handle:
         json.dump({"operation": operation, "engines": [rows[host] for host in sorted(rows)]}, handle, indent=2,
                   sort_keys=True)

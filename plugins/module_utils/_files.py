@@ -13,12 +13,23 @@ import tempfile
 
 
 def ensure_dir(path, mode=0o700):
-    """Create a private directory if missing; parallel callers racing to create it are fine."""
-    try:
-        os.makedirs(path, mode)
-    except OSError as exc:
-        if exc.errno != errno.EEXIST or not os.path.isdir(path):
-            raise
+    """Create a private directory if missing, and every missing parent with the same mode (os.makedirs gives
+    parents the umask's default, which would leave a new report tree world-readable); parallel callers racing to
+    create it are fine."""
+    path = os.path.abspath(path)
+    missing = []
+    while not os.path.isdir(path):
+        missing.append(path)
+        parent = os.path.dirname(path)
+        if parent == path:
+            break
+        path = parent
+    for directory in reversed(missing):
+        try:
+            os.mkdir(directory, mode)
+        except OSError as exc:
+            if exc.errno != errno.EEXIST or not os.path.isdir(directory):
+                raise
 
 
 def fsync_path(path):

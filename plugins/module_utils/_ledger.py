@@ -10,8 +10,42 @@ __metaclass__ = type
 import fcntl
 import json
 import os
+import time
 
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._files import ensure_dir
+
+
+LEDGER_SPEC = dict(
+    path=dict(type="path", required=True),
+    entry=dict(type="dict", required=True),
+    redact=dict(type="list", elements="str", default=["password", "token", "secret", "webhook_url", "api_key",
+                                                      "encryption_key"]),
+)
+
+
+class LedgerError(Exception):
+    pass
+
+
+def redacted(value, keys):
+    if isinstance(value, dict):
+        return dict((k, "(redacted)" if k.lower() in keys else redacted(v, keys)) for k, v in value.items())
+    if isinstance(value, list):
+        return [redacted(v, keys) for v in value]
+    return value
+
+
+def record(params, check_mode):
+    """What engine_ledger does, module or in-process action: the result, or LedgerError naming the cause."""
+    entry = redacted(params["entry"], set(k.lower() for k in params["redact"]))
+    entry.setdefault("recorded_at", time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+    if check_mode:
+        return {"changed": True, "entry": entry, "bytes": 0}
+    try:
+        written = append(params["path"], entry)
+    except (IOError, OSError) as exc:
+        raise LedgerError("append to the ledger %s: %s" % (params["path"], exc))
+    return {"changed": True, "entry": entry, "bytes": written}
 
 
 def append(path, entry):

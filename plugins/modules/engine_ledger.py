@@ -18,6 +18,8 @@ description:
     why, from and to, the snapshot, the plan, phase timings, the outcome and the rows exported.
   - Adds C(recorded_at) (UTC) when the entry has none. Keys listed in O(redact) are replaced, wherever they are nested.
   - In check mode nothing is written.
+  - On the controller itself (delegated to C(localhost), no become) the entry is written by the action plugin in the
+    controller's worker, without starting a module process; elsewhere the module runs on the host.
 author:
   - engine_ops maintainers (@engine-ops)
 extends_documentation_fragment:
@@ -66,42 +68,17 @@ bytes:
   type: int
 """
 
-import time
-
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._common import EngineOpsModule
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._ledger import append
-
-
-def redacted(value, keys):
-    if isinstance(value, dict):
-        return dict((k, "(redacted)" if k.lower() in keys else redacted(v, keys)) for k, v in value.items())
-    if isinstance(value, list):
-        return [redacted(v, keys) for v in value]
-    return value
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._ledger import LEDGER_SPEC, LedgerError, record
 
 
 def main():
-    module = EngineOpsModule(
-        argument_spec=dict(
-            path=dict(type="path", required=True),
-            entry=dict(type="dict", required=True),
-            redact=dict(type="list", elements="str", default=["password", "token", "secret", "webhook_url", "api_key",
-                                                              "encryption_key"]),
-        ),
-        engine=None,
-        docker=False,
-        supports_check_mode=True,
-    )
-    p = module.params
-    entry = redacted(p["entry"], set(k.lower() for k in p["redact"]))
-    entry.setdefault("recorded_at", time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
-    if module.check_mode:
-        module.exit_json(changed=True, entry=entry, bytes=0)
+    module = EngineOpsModule(argument_spec=dict(LEDGER_SPEC), engine=None, docker=False, supports_check_mode=True)
     try:
-        written = append(p["path"], entry)
-    except (IOError, OSError) as exc:
-        module.fail_action("append to the ledger %s" % p["path"], exc)
-    module.exit_json(changed=True, entry=entry, bytes=written)
+        result = record(module.params, module.check_mode)
+    except LedgerError as exc:
+        module.fail_json(msg="engine_ledger: %s; nothing was changed" % exc)
+    module.exit_json(**result)
 
 
 if __name__ == "__main__":

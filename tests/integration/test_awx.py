@@ -11,6 +11,7 @@ import os
 import re
 import shutil
 import subprocess
+import threading
 import uuid
 
 import ansible_runner
@@ -192,6 +193,50 @@ def test_sliced_snapshot_jobs_are_independent_and_their_results_add_up(engines, 
         ledger = [json.loads(line) for line in handle]
     assert sorted(entry["result"]["host"] for entry in ledger if entry["operation"] == "snapshot") == names
     assert len(glob.glob(str(work / "reports" / "snapshot-*.json"))) >= 1
+
+
+def test_sliced_rollback_jobs_merge_their_summaries_and_ledger(engines, named, prefix, tmp_path, docker_client):
+    """Two slices of one rollback job (AWX job slicing: --limit per slice, run at the same time on two execution
+    nodes) each roll back only their Engines, and their artifacts, summaries and ledger lines add up to the fleet."""
+    members, hosts, group_vars, work = fleet(engines, named, prefix, tmp_path, 4, "2.3.1")
+    inventory = write_inventory(tmp_path, "engines", hosts, group_vars)
+    rc, report = run_playbook("playbooks/upgrade.yml", inventory, "-e", "version=2.4.0")
+    assert rc == 0, report["_trailer"][-3000:]
+    names = sorted(hosts)
+    slices = [names[0::2], names[1::2]]
+    answers = {"version": "v2.3.1", "reason": "sliced rollback", "rollback_data_rollback": "auto"}
+    outcomes = {}
+
+    def run(index):
+        outcomes[index] = awx_job(tmp_path, "rollback.yml", hosts, "engines", answers, group_vars,
+                                  limit=",".join(slices[index]))
+
+    threads = [threading.Thread(target=run, args=(index,)) for index in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(600)
+    merged = {}
+    for index, part in enumerate(slices):
+        result, artifacts = outcomes[index]
+        output = result.stdout.read()
+        assert result.status == "successful", output[-3000:]
+        assert sorted(artifacts["engine_ops_rollback"]) == part  # nothing of the other slice
+        summary = output.split("engine_ops rollback summary", 1)[1]
+        assert all(name in summary for name in part) and not any(name in summary for name in slices[1 - index])
+        merged.update(artifacts["engine_ops_rollback"])
+    assert sorted(merged) == names and all(row["result"] == "rolled_back" for row in merged.values())
+    for engine in members:
+        assert docker_client.containers.get(engine.name).image.id == docker_client.images.get("engine:2.3.1").id
+    reports = sorted(glob.glob(str(work / "reports" / "rollback-*.json")))
+    assert len(reports) == 2  # one per slice, even when both finish in the same second
+    in_reports = sorted(e["host"] for path in reports for e in json.load(open(path))["engines"])
+    assert in_reports == names
+    with open(str(work / "ledger.jsonl")) as handle:
+        ledger = [json.loads(line) for line in handle]
+    rollbacks = [entry for entry in ledger if entry["operation"] == "rollback"]
+    assert sorted(entry["result"]["host"] for entry in rollbacks) == names
+    assert all(entry["result"]["result"] == "rolled_back" for entry in rollbacks)
 
 
 def test_ansible_builder_creates_a_build_context(tmp_path):

@@ -37,3 +37,11 @@ def test_the_report_is_private_json(tmp_path):
     assert os.path.basename(path) == "rollback-19700101T000000Z.json"
     assert oct(os.stat(path).st_mode & 0o777) == "0o600"
     assert json.load(open(path)) == {"operation": "rollback", "engines": [{"host": "e1"}]}
+
+
+def test_runs_finishing_in_the_same_second_keep_their_own_reports(tmp_path):
+    """Slices of one AWX job write into one report directory and may finish in the same second."""
+    paths = [write_report(str(tmp_path), "rollback", {h: {"host": h}}, now=lambda: time.gmtime(0)) for h in ("a", "b", "c")]
+    names = ["rollback-19700101T000000Z.json", "rollback-19700101T000000Z-2.json", "rollback-19700101T000000Z-3.json"]
+    assert [os.path.basename(p) for p in paths] == names
+    assert [json.load(open(p))["engines"][0]["host"] for p in paths] == ["a", "b", "c"]
