@@ -71,8 +71,8 @@ ee-context: bootstrap
 # bench/brain.py are cached (~/.cache/engine_ops/bench); the first run also generates them.
 bench: engine-images
 	@$(WITH_ENV) python bench/image_rollback.py --rounds 3
-	@$(WITH_ENV) python bench/brain.py --sizes 10,100,1000 --pg-size 500 --rounds 2
-	@$(WITH_ENV) python bench/fleet.py --sizes 1,5,20 --runs data:fast,image:fast,data:realistic
+	@$(WITH_ENV) python bench/brain.py --sizes 10,100,1000 --pg-size 200 --rounds 2
+	@$(WITH_ENV) python bench/fleet.py --sizes 1,5,20 --runs data:fast,image:fast,data:realistic,data:fast:free@20
 	@$(WITH_ENV) python bench/report.py
 
 bench-image: engine-images

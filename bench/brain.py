@@ -130,6 +130,9 @@ def sqlite_downtime(size_mb, rounds, work):
             bad_window()
             with Downtime(url, work) as probe:
                 sh(["docker", "stop", "-t", "30", name])
+                # a new file (not an in-place overwrite): the next round's restore must not take the
+                # copy for the brain its previous swap put in place (same inode)
+                os.unlink(os.path.join(brain_dir, "brain.sqlite"))
                 shutil.copyfile(snap_file, os.path.join(brain_dir, "brain.sqlite"))
                 for suffix in ("-wal", "-shm"):
                     if os.path.exists(os.path.join(brain_dir, "brain.sqlite" + suffix)):

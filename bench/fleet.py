@@ -1,7 +1,10 @@
 """Benchmark: rollback.yml on fleets of 1, 5 and 20 reference Engines, image-only and with data.
 
-    python bench/fleet.py [--sizes 1,5,20] [--runs data:fast,image:fast,data:realistic] [--forks 20]
-                          [--rounds 1] [--out bench/results]
+    python bench/fleet.py [--sizes 1,5,20] [--runs data:fast,image:fast,data:realistic,data:fast:free@20]
+                          [--forks 20] [--rounds 1] [--out bench/results]
+
+A run is mode:profile[:strategy][@sizes]; the strategy is the play's (rollback_strategy: linear, the default, or
+free), sizes default to --sizes (e.g. data:fast:free@20 runs only the 20-Engine fleet with the free strategy).
 
 Each Engine is its own container with its own brain on its own loopback port. Not timed: the fleet is brought
 to the incident by bench/fleet_setup.yml (2.3.1 with history, pinned pre-upgrade snapshot, the bad release,
@@ -159,7 +162,7 @@ def breakdown(timeline, hosts):
     return rows
 
 
-def one_run(mode, profile, size, forks, work, seed_episodes):
+def one_run(mode, profile, size, forks, work, seed_episodes, strategy="linear"):
     prefix = "bfleet-%s-%s" % (mode, uuid.uuid4().hex[:4])
     timing = PROFILES[profile]
     path, hosts = inventory(work, prefix, size)
@@ -179,7 +182,8 @@ def one_run(mode, profile, size, forks, work, seed_episodes):
             open(cpu_log, "w").close()
             started = time.time()
             wall, cpu = playbook(["playbooks/rollback.yml", "-i", path, "-f", str(forks), "-e", "version=v2.3.1",
-                                  "-e", "reason=benchmark", "-e", "ansible_python_interpreter=" + interpreter], env)
+                                  "-e", "reason=benchmark", "-e", "ansible_python_interpreter=" + interpreter,
+                                  "-e", "rollback_strategy=" + strategy], env)
         for thread in threads:
             thread.join(120)
         if any(outcome != 200 for outcome in outcomes):
@@ -207,7 +211,7 @@ def one_run(mode, profile, size, forks, work, seed_episodes):
     slowest = sorted(((statistics.mean(v), k) for k, v in by_task.items()), reverse=True)[:12]
     mean = dict((key, round(statistics.mean(r[key] for r in per_host.values()), 3))
                 for key in CATEGORIES + ("span", "overhead", "module_calls", "tasks"))
-    return {"mode": mode, "profile": profile, "engines": size, "forks": forks, "setup_seconds": round(setup, 1),
+    return {"mode": mode, "profile": profile, "strategy": strategy, "engines": size, "forks": forks, "setup_seconds": round(setup, 1),
             "wall_seconds": round(wall, 3), "startup_seconds": round(first_task - started, 3),
             "downtime_seconds": {"median": round(statistics.median(probe.per_url), 3),
                                  "max": round(max(probe.per_url), 3), "per_engine": [round(d, 3) for d in probe.per_url]},
@@ -219,78 +223,99 @@ def one_run(mode, profile, size, forks, work, seed_episodes):
             "slowest_tasks": [{"task": name, "mean_seconds": round(sec, 3)} for sec, name in slowest]}
 
 
-def summarise(runs, sizes):
+def run_key(run):
+    return "%s:%s" % (run["mode"], run["profile"]) + ("" if run["strategy"] == "linear" else ":" + run["strategy"])
+
+
+def summarise(runs):
+    """Per run key and fleet size: medians, and the wall time as a ratio to one Engine (same mode and profile;
+    a run without its own 1-Engine fleet is compared with the linear one)."""
     summary = {}
-    for key in sorted(set((r["mode"], r["profile"]) for r in runs)):
-        mine = dict((size, [r for r in runs if (r["mode"], r["profile"]) == key and r["engines"] == size])
-                    for size in sizes)
-        walls = dict((size, statistics.median(r["wall_seconds"] for r in rs)) for size, rs in mine.items() if rs)
-        summary["%s:%s" % key] = dict(("%d" % size, {
-            "wall_seconds": round(walls[size], 3),
-            "ratio_to_one": round(walls[size] / walls[sizes[0]], 3),
-            "downtime_median": round(statistics.median(r["downtime_seconds"]["median"] for r in rs), 3),
-            "downtime_max": round(max(r["downtime_seconds"]["max"] for r in rs), 3),
-            "cpu_per_engine": round(statistics.median(r["cpu_seconds"]["per_engine"] for r in rs), 2),
-            "controller_cpu_per_engine": round(statistics.median(r["cpu_seconds"]["controller"] / size for r in rs), 2),
-        }) for size, rs in mine.items() if rs)
+    for key in sorted(set(run_key(r) for r in runs)):
+        mine = [r for r in runs if run_key(r) == key]
+        sizes = sorted(set(r["engines"] for r in mine))
+        ones = [r["wall_seconds"] for r in mine if r["engines"] == 1] or [
+            r["wall_seconds"] for r in runs if r["engines"] == 1 and run_key(r) == ":".join(key.split(":")[:2])]
+        one = statistics.median(ones) if ones else None
+        summary[key] = {}
+        for size in sizes:
+            rs = [r for r in mine if r["engines"] == size]
+            wall = statistics.median(r["wall_seconds"] for r in rs)
+            summary[key]["%d" % size] = {
+                "wall_seconds": round(wall, 3),
+                "ratio_to_one": round(wall / one, 3) if one else None,
+                "downtime_median": round(statistics.median(r["downtime_seconds"]["median"] for r in rs), 3),
+                "downtime_max": round(max(r["downtime_seconds"]["max"] for r in rs), 3),
+                "cpu_per_engine": round(statistics.median(r["cpu_seconds"]["per_engine"] for r in rs), 2),
+                "controller_cpu_per_engine": round(statistics.median(r["cpu_seconds"]["controller"] / size for r in rs), 2),
+            }
     return summary
 
 
 def plot(report, out):
     from _plot import bars, write  # noqa: E402  (local helper)
-    keys = sorted(report["summary"])
-    sizes = sorted({int(s) for k in keys for s in report["summary"][k]})
+    summary = report["summary"]
+    keys = sorted(summary)
+    sizes = sorted({int(s) for k in keys for s in summary[k]})
     groups = ["%d Engine%s" % (s, "" if s == 1 else "s") for s in sizes]
-    walls = dict((k, dict((g, report["summary"][k].get(str(s), {}).get("wall_seconds")) for g, s in zip(groups, sizes)))
-                 for k in keys)
-    one = min(report["summary"][k][str(sizes[0])]["wall_seconds"] for k in keys)
+
+    def series(field):
+        return dict((k, dict((g, summary[k].get(str(s), {}).get(field)) for g, s in zip(groups, sizes))) for k in keys)
+
+    base = summary.get("data:fast", {}).get("1")
     write(os.path.join(out, "fleet-wall.svg"), bars(
-        "rollback.yml wall time by fleet size (forks >= 20)", "seconds", groups, keys, walls,
-        target=("2x one Engine (%s)" % keys[0], 2 * report["summary"][keys[0]][str(sizes[0])]["wall_seconds"])
-        if one else None))
+        "rollback.yml wall time by fleet size (forks >= 20, %d CPUs)" % report["machine"]["cpus"], "seconds", groups,
+        keys, series("wall_seconds"), target=("target: 2x one Engine (data:fast)", 2 * base["wall_seconds"]) if base else None))
+    write(os.path.join(out, "fleet-downtime.svg"), bars(
+        "Per-Engine downtime by fleet size (median over the Engines)", "seconds", groups, keys,
+        series("downtime_median")))
     last = [r for r in report["runs"] if r["mode"] == "data" and r["profile"] == "fast"] or report["runs"]
     parts = ("drain", "restore", "health", "docker", "overhead")
-    labels = ["%d (%s)" % (r["engines"], r["profile"]) for r in last]
+    labels = ["%d, %s" % (r["engines"], r["strategy"]) for r in last]
     values = dict((p, dict((label, r["per_engine_mean"][p]) for label, r in zip(labels, last))) for p in parts)
     write(os.path.join(out, "fleet-breakdown.svg"), bars(
-        "Where one Engine's rollback time goes (data rollback, mean per Engine)", "seconds", labels, list(parts),
+        "Where one Engine's rollback time goes (data:fast, mean per Engine)", "seconds", labels, list(parts),
         values, stacked=True))
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="1,5,20")
-    parser.add_argument("--runs", default="data:fast,image:fast,data:realistic",
-                        help="mode:profile pairs; modes %s, profiles %s" % (sorted(MODES), sorted(PROFILES)))
+    parser.add_argument("--runs", default="data:fast,image:fast,data:realistic,data:fast:free@20",
+                        help="mode:profile[:strategy][@sizes]; modes %s, profiles %s" % (sorted(MODES), sorted(PROFILES)))
     parser.add_argument("--forks", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--seed-episodes", type=int, default=200)
     parser.add_argument("--out", default=os.path.join(HERE, "results"))
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",")]
-    pairs = [tuple(p.split(":")) for p in args.runs.split(",")]
+    plans = []
+    for spec in args.runs.split(","):
+        what, dummy, only = spec.partition("@")
+        parts = what.split(":") + ["linear"]
+        plans.append((parts[0], parts[1], parts[2], [int(s) for s in only.split("+")] if only else sizes))
     runs = []
     work_root = os.path.join("/var/tmp", "engine_ops-fleet-%s" % uuid.uuid4().hex[:6])
     try:
-        for mode, profile in pairs:
+        for mode, profile, strategy, run_sizes in plans:
             for dummy in range(args.rounds):
-                for size in sizes:
-                    work = os.path.join(work_root, "%s-%s-%d-%d" % (mode, profile, size, dummy))
+                for size in run_sizes:
+                    work = os.path.join(work_root, "%s-%s-%s-%d-%d" % (mode, profile, strategy, size, dummy))
                     os.makedirs(work)
-                    run = one_run(mode, profile, size, max(args.forks, size), work, args.seed_episodes)
+                    run = one_run(mode, profile, size, max(args.forks, size), work, args.seed_episodes, strategy)
                     runs.append(run)
                     m, c = run["per_engine_mean"], run["cpu_seconds"]
-                    print("%-5s %-9s %2d Engines forks %2d: wall %6.2fs  downtime median %.2fs max %.2fs | per Engine: "
+                    print("%-5s %-9s %-6s %2d Engines forks %2d: wall %6.2fs  downtime median %.2fs max %.2fs | per Engine: "
                           "drain %.2f restore %.2f health %.2f docker %.2f overhead %.2f | CPU per Engine %.2fs "
                           "(modules %.2fs in %d processes)"
-                          % (mode, profile, size, run["forks"], run["wall_seconds"], run["downtime_seconds"]["median"],
+                          % (mode, profile, strategy, size, run["forks"], run["wall_seconds"], run["downtime_seconds"]["median"],
                              run["downtime_seconds"]["max"], m["drain"], m["restore"], m["health"], m["docker"],
                              m["overhead"], c["per_engine"], c["modules"] / size, c["module_processes"] // size),
                           flush=True)
     finally:
         shutil.rmtree(work_root, ignore_errors=True)
     report = {"benchmark": "rollback.yml on fleets of reference Engines", "runs": runs,
-              "summary": summarise(runs, sizes), "profiles": PROFILES,
+              "summary": summarise(runs), "profiles": PROFILES,
               "target": "20 Engines at forks >= 20 in under 2x the wall time of one",
               "machine": {"cpus": os.cpu_count()},
               "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}

@@ -86,8 +86,9 @@ def fleet_section(data):
            "| run | Engines | forks | wall (s) | ratio to 1 | downtime median / max (s) | CPU per Engine (s) | "
            "of it controller (s) | module processes per Engine |", "|---|---|---|---|---|---|---|---|---|"]
     for run in data["runs"]:
-        key = "%s:%s" % (run["mode"], run["profile"])
-        ratio = data["summary"][key][str(run["engines"])]["ratio_to_one"]
+        strategy = run.get("strategy", "linear")
+        key = "%s:%s" % (run["mode"], run["profile"]) + ("" if strategy == "linear" else ":" + strategy)
+        ratio = data["summary"][key][str(run["engines"])]["ratio_to_one"] or float("nan")
         cpu = run["cpu_seconds"]
         out.append("| %s | %d | %d | %.1f | %.2f | %.2f / %.2f | %.2f | %.2f | %d |" % (
             key, run["engines"], run["forks"], run["wall_seconds"], ratio, run["downtime_seconds"]["median"],
@@ -98,10 +99,11 @@ def fleet_section(data):
             "|---|---|---|---|---|---|---|"]
     for run in data["runs"]:
         m = run["per_engine_mean"]
-        out.append("| %s:%s | %d | %.2f | %.2f | %.2f | %.2f | %.2f |" % (
-            run["mode"], run["profile"], run["engines"], m["drain"], m["restore"], m["health"], m["docker"],
-            m["overhead"]))
+        out.append("| %s:%s:%s | %d | %.2f | %.2f | %.2f | %.2f | %.2f |" % (
+            run["mode"], run["profile"], run.get("strategy", "linear"), run["engines"], m["drain"], m["restore"],
+            m["health"], m["docker"], m["overhead"]))
     out += ["", "![fleet wall time](../bench/results/fleet-wall.svg)",
+            "![fleet downtime](../bench/results/fleet-downtime.svg)",
             "![fleet breakdown](../bench/results/fleet-breakdown.svg)", ""]
     return out
 

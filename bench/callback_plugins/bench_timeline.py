@@ -37,7 +37,7 @@ def work_seconds(action, result):
         add("health", ((result.get("health") or {}).get("elapsed_ms") or 0) / 1000.0)
     elif short == "brain_restore":
         for name, seconds in (result.get("timings") or {}).items():
-            add("restore", seconds)
+            add("drain" if name == "stop_engine" else "restore", seconds)  # the swap drains the Engine first
     return work
 
 

@@ -168,6 +168,27 @@ def test_image_only_rollback_falls_through_to_the_data_rollback_on_migration_req
     assert episodes(engine) == sorted(engine.kept)
 
 
+def test_the_free_strategy_rolls_each_engine_back_without_waiting_for_the_others(
+        engines, named, prefix, tmp_path, docker_client):
+    """-e rollback_strategy=free (for large fleets): the same rollback, each Engine through its window on its own."""
+    members, inventory, work = fleet(engines, named, prefix, tmp_path, backends=("sqlite", "postgres"))
+    rc, report = run_playbook("playbooks/upgrade.yml", inventory, "-e", "version=2.4.0")
+    assert rc == 0, report["stats"]
+    for engine in members:
+        engine.execute("bad", request_id="bad-" + engine.name[-6:])
+    rc, report = run_playbook("playbooks/rollback.yml", inventory, "-e", "version=2.3.1", "-e", "reason=test",
+                              "-e", "rollback_strategy=free")
+    assert rc == 0 and not failures(report), report["stats"]
+    rows = report_rows(work, "rollback")
+    for engine in members:
+        assert rows[engine.name]["result"] == "rolled_back" and rows[engine.name]["data_rollback"] in (True, "True")
+        assert docker_client.containers.get(engine.name).image.id == docker_client.images.get("engine:2.3.1").id
+        engine.wait_healthy()
+        assert episodes(engine) == sorted(engine.kept)
+    assert sorted(e["result"]["host"] for e in ledger(work) if e["operation"] == "rollback") == sorted(
+        e.name for e in members)
+
+
 def spawn_playbook(inventory, *args):
     env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"), ANSIBLE_NOCOLOR="1")
     return subprocess.Popen(["ansible-playbook", "-i", inventory, os.path.join(REPO, "playbooks/rollback.yml")]
