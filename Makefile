@@ -67,7 +67,7 @@ ee-context: bootstrap
 	@echo "build context: build/context (ansible-builder build -t <image> where registries are reachable)"
 
 # Every benchmark, side by side with the manual commands and community modules, then the figures and plots of this
-# run into docs/performance.md (bench/results/*.json and *.svg). Under 20 minutes on 2 cores once the brains of
+# run into docs/performance.md (bench/results/*.json and *.svg). About 18 minutes on 2 cores once the brains of
 # bench/brain.py are cached (~/.cache/engine_ops/bench); the first run also generates them.
 bench: engine-images
 	@$(WITH_ENV) python bench/image_rollback.py --rounds 3

@@ -7,8 +7,8 @@ A run is mode:profile[:strategy][@sizes]; the strategy is the play's (rollback_s
 free), sizes default to --sizes (e.g. data:fast:free@20 runs only the 20-Engine fleet with the free strategy).
 
 Each Engine is its own container with its own brain on its own loopback port. Not timed: the fleet is brought
-to the incident by bench/fleet_setup.yml (2.3.1 with history, pinned pre-upgrade snapshot, the bad release,
-turns in the bad window). Timed: `ansible-playbook playbooks/rollback.yml -e version=v2.3.1 -f <forks>`, as
+to the incident (2.3.1 with history, a pinned pre-upgrade snapshot taken by brain_snapshot, the bad release,
+turns in the bad window) with the docker CLI, eight Engines at a time. Timed: `ansible-playbook playbooks/rollback.yml -e version=v2.3.1 -f <forks>`, as
 an operator runs it.
 
   data:  2.4.0 -> 2.3.1. 2.4.0 ships a forward-only migration, so the brain is restored too (auto decides).
@@ -17,8 +17,9 @@ an operator runs it.
          from the patch release without a schema change; auto decides on image-only.
 
 Two Engine profiles. fast: the reference Engine's 1 s start-up and nothing in flight, so almost everything left
-is the tool's own overhead (the worst case for scaling). realistic: one turn in flight on every Engine when the
-rollback starts, as long as the contract's p50 turn (8 s), which the drain must let finish, and a 5 s start-up.
+is the tool's own overhead (the worst case for scaling). realistic: turns as long as the contract's p50 (8 s)
+keep arriving on every Engine, one after the other, during the whole rollback, so one is in flight when the drain
+begins and must be let finish (a turn cut mid-way fails the benchmark), and a 5 s start-up.
 
 Reported per fleet size: wall time of the playbook, each Engine's downtime (one prober process polls every
 Engine's /health in turn, every 50 ms), where each Engine's time went (drain, brain restore, health waiting and
@@ -28,6 +29,8 @@ against the 1-Engine fleet of the same run. Target: 20 Engines at forks >= 20 in
 """
 
 import argparse
+import concurrent.futures
+import http.client
 import json
 import os
 import resource
@@ -37,11 +40,12 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
 import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import REPO, Downtime, sh, wait_for  # noqa: E402
+from _common import REPO, Downtime, module_process, sh, wait_for  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 BASE_PORT = 19100
@@ -116,25 +120,94 @@ def remove_fleet(prefix):
         sh(["docker", "volume", "rm", "-f"] + volumes)
 
 
-def turns_in_flight(bases, seconds):
-    """Start one turn of `seconds` on every Engine; return the threads (joined after the rollback) and outcomes."""
-    outcomes = []
+class Traffic:
+    """Turns of `seconds` on every Engine, one after the other, for as long as the rollback runs.
 
-    def post(base):
-        body = json.dumps({"message": "in flight during the rollback", "duration_seconds": seconds}).encode()
-        request = urllib.request.Request(base + "/execute", data=body, headers={
-            "Content-Type": "application/json", "X-Request-ID": TURN_ID})
-        try:
-            with urllib.request.urlopen(request, timeout=seconds + 120) as response:
+    So a turn is in flight whenever the drain begins, as in production. A turn the Engine refused (503 while it
+    drains or starts) or could not take (down) is fine; a turn cut in the middle (connection dropped, 5xx
+    after it started) is a lost turn, and the benchmark fails on it.
+    """
+
+    def __init__(self, bases, seconds):
+        self.bases, self.seconds = bases, seconds
+        self.stop = threading.Event()
+        self.outcomes = dict((base, {"completed": 0, "refused": 0, "down": 0, "cut": []}) for base in bases)
+        self.threads = [threading.Thread(target=self.run, args=(base,), daemon=True) for base in bases]
+
+    def run(self, base):
+        tally = self.outcomes[base]
+        while not self.stop.is_set():
+            body = json.dumps({"message": "in flight during the rollback", "duration_seconds": self.seconds}).encode()
+            request = urllib.request.Request(base + "/execute", data=body, headers={
+                "Content-Type": "application/json", "X-Request-ID": TURN_ID})
+            try:
+                response = urllib.request.urlopen(request, timeout=self.seconds + 120)
+            except urllib.error.HTTPError as exc:
+                if exc.code == 503:
+                    tally["refused"] += 1  # draining or starting: the turn was not taken
+                else:
+                    tally["cut"].append("HTTP %d" % exc.code)
+                self.stop.wait(0.2)
+                continue
+            except (OSError, http.client.HTTPException):
+                tally["down"] += 1  # no answer at all: no turn was started
+                self.stop.wait(0.2)
+                continue
+            try:
                 response.read()
-                outcomes.append(response.status)
-        except (OSError, ValueError) as exc:
-            outcomes.append(str(exc))
+                tally["completed"] += 1
+            except (OSError, http.client.HTTPException) as exc:  # accepted, then dropped mid-turn: a lost turn
+                tally["cut"].append(repr(exc))
+            finally:
+                response.close()
 
-    threads = [threading.Thread(target=post, args=(base,), daemon=True) for base in bases]
-    for thread in threads:
-        thread.start()
-    return threads, outcomes
+    def __enter__(self):
+        for thread in self.threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        for thread in self.threads:
+            thread.join(self.seconds + 130)
+        return False
+
+
+def setup_engine(name, host, bad_version, startup, seed_episodes, store):
+    """Not timed: one Engine on 2.3.1 with history, its pinned pre-upgrade snapshot, then on the bad release with
+    a few turns in the bad window - the state an incident leaves it in (docker CLI and the snapshot module)."""
+    volume = name + "-data"
+    port = host["engine_port"]
+    sh(["docker", "volume", "create", volume])
+    sh(["docker", "run", "--rm", "--network", "none", "-v", volume + ":/data", "engine:2.3.1", "python3", "-m", "engine",
+        "seed", "--episodes", str(seed_episodes), "--days", "30"])
+    run = ["docker", "run", "-d", "--name", name, "--network", "host", "--restart", "unless-stopped",
+           "-e", "ENGINE_PORT=%d" % port, "-e", "ENGINE_BIND=127.0.0.1", "-e", "ENGINE_STARTUP_SECONDS=%d" % startup,
+           "--label", "com.docker.compose.project=" + name, "--label", "com.docker.compose.service=engine",
+           "-v", volume + ":/data"]
+    health = host["engine_url"] + "/health"
+    sh(run + ["engine:2.3.1"])
+    wait_for(lambda: healthy(health), 120, "%s to be healthy on 2.3.1" % name, interval=0.1)
+    module_process("brain_snapshot", {"container": name, "store": store, "pinned": True, "rollback_target": True,
+                                      "reason": "pre-upgrade"})
+    sh(["docker", "stop", "-t", "30", name])
+    sh(["docker", "rm", name])
+    sh(run + ["engine:" + bad_version])
+    wait_for(lambda: healthy(health), 120, "%s to be healthy on %s" % (name, bad_version), interval=0.1)
+    for turn in range(3):
+        body = json.dumps({"message": "bad window %d" % turn, "duration_seconds": 0}).encode()
+        request = urllib.request.Request(host["engine_url"] + "/execute", data=body,
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=30) as response:
+            response.read()
+
+
+def healthy(url):
+    try:
+        with urllib.request.urlopen(url, timeout=1) as response:
+            return json.loads(response.read()).get("status") == "ok"
+    except (OSError, ValueError, http.client.HTTPException):
+        return False
 
 
 def turns_started(hosts):
@@ -168,26 +241,27 @@ def one_run(mode, profile, size, forks, work, seed_episodes, strategy="linear"):
     path, hosts = inventory(work, prefix, size)
     interpreter, cpu_log = counting_interpreter(work)
     try:
-        setup, dummy = playbook([os.path.join(HERE, "fleet_setup.yml"), "-i", path, "-f", str(max(size, 5)),
-                                 "-e", "fleet_bad_version=%s" % MODES[mode], "-e", "fleet_seed_episodes=%d" % seed_episodes,
-                                 "-e", "fleet_bad_turns=3", "-e", "reference_engine_startup_seconds=%d" % timing["startup"]])
+        began = time.monotonic()
+        with concurrent.futures.ThreadPoolExecutor(max_workers=min(size, 8)) as pool:
+            list(pool.map(lambda item: setup_engine(item[0], item[1], MODES[mode], timing["startup"], seed_episodes,
+                                                    os.path.join(work, "snapshots")), hosts.items()))
+        setup = time.monotonic() - began
         timeline_path = os.path.join(work, "timeline-%s.json" % prefix)
         env = {"ANSIBLE_CALLBACK_PLUGINS": os.path.join(HERE, "callback_plugins"),
                "ANSIBLE_CALLBACKS_ENABLED": "bench_timeline", "ENGINE_OPS_BENCH_TIMELINE": timeline_path}
         bases = [h["engine_url"] for h in hosts.values()]
-        with Downtime([base + "/health" for base in bases], work, interval=0.05) as probe:
-            threads, outcomes = turns_in_flight(bases, timing["turn"]) if timing["turn"] else ([], [])
-            if threads:
-                wait_for(lambda: turns_started(hosts) >= size, 60, "the turns to be in flight", interval=0.1)
+        traffic = Traffic(bases if timing["turn"] else [], timing["turn"])
+        with traffic, Downtime([base + "/health" for base in bases], work, interval=0.05) as probe:
+            if timing["turn"]:
+                wait_for(lambda: turns_started(hosts) >= size, 60, "a turn in flight on every Engine", interval=0.1)
             open(cpu_log, "w").close()
             started = time.time()
             wall, cpu = playbook(["playbooks/rollback.yml", "-i", path, "-f", str(forks), "-e", "version=v2.3.1",
                                   "-e", "reason=benchmark", "-e", "ansible_python_interpreter=" + interpreter,
                                   "-e", "rollback_strategy=" + strategy], env)
-        for thread in threads:
-            thread.join(120)
-        if any(outcome != 200 for outcome in outcomes):
-            raise SystemExit("bench: turns in flight during the rollback did not complete: %s" % outcomes)
+        cut = dict((base, t["cut"]) for base, t in traffic.outcomes.items() if t["cut"])
+        if cut:
+            raise SystemExit("bench: turns were cut during the rollback (a drain must let them finish): %s" % cut)
         modules_cpu, module_runs = module_cpu(cpu_log)
         images = sh(["docker", "inspect", "-f", "{{.Config.Image}}"] + list(hosts)).stdout.split()
         if set(images) != {"engine:2.3.1"}:
@@ -216,6 +290,8 @@ def one_run(mode, profile, size, forks, work, seed_episodes, strategy="linear"):
             "downtime_seconds": {"median": round(statistics.median(probe.per_url), 3),
                                  "max": round(max(probe.per_url), 3), "per_engine": [round(d, 3) for d in probe.per_url]},
             "per_engine_mean": mean,
+            "turns": dict((k, sum(len(t[k]) if k == "cut" else t[k] for t in traffic.outcomes.values()))
+                          for k in ("completed", "refused", "down", "cut")),
             "cpu_seconds": {"total": round(cpu, 2), "modules": round(modules_cpu, 2),
                             "controller": round(cpu - modules_cpu, 2), "module_processes": module_runs,
                             "per_engine": round(cpu / size, 2)},
