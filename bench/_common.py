@@ -6,6 +6,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from urllib.parse import urlparse
+
+import _prober  # noqa: E402  (bench/ is on sys.path: the scripts put it there)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
@@ -50,6 +53,18 @@ def outage(samples):
         return 0.0
     back = next((t for t, ok in samples if ok and t > first_bad), None)
     return (back - first_bad) if back else float("nan")
+
+
+def healthy(url):
+    """One /health answer: 2xx and status ok (the prober's own check)."""
+    parts = urlparse(url)
+    return _prober.healthy(parts.hostname, parts.port, parts.path)
+
+
+def wait_healthy(url, timeout, what):
+    """Poll `url` until the Engine is healthy; fail the benchmark naming `what` after `timeout` seconds."""
+    wait_for(lambda: healthy(url), timeout, what, interval=0.05)
+    return url
 
 
 def wait_for(condition, timeout, what, interval=0.02):

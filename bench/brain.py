@@ -23,7 +23,7 @@ import time
 import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import REPO, Downtime, ansible_module, module_process, sh, timed  # noqa: E402
+from _common import REPO, Downtime, ansible_module, module_process, sh, timed, wait_healthy  # noqa: E402
 from _plot import bars, write  # noqa: E402
 
 CACHE = os.path.join(os.path.expanduser("~"), ".cache", "engine_ops", "bench")
@@ -82,14 +82,7 @@ def engine_on(brain_dir, version, name):
     sh(["docker", "run", "-d", "--name", name, "--network", "host", "--restart", "unless-stopped",
         "-e", "ENGINE_PORT=%d" % PORT, "-e", "ENGINE_BIND=127.0.0.1", "-e", "ENGINE_STARTUP_SECONDS=1",
         "-v", "%s:/data" % brain_dir, "engine:%s" % version])
-    url = "http://127.0.0.1:%d/health" % PORT
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        proc = subprocess.run(["curl", "-fsS", "-m", "1", url], capture_output=True, text=True, check=False)
-        if proc.returncode == 0 and '"status": "ok"' in proc.stdout:
-            return url
-        time.sleep(0.1)
-    raise SystemExit("bench: Engine %s never became healthy" % name)
+    return wait_healthy("http://127.0.0.1:%d/health" % PORT, 120, "Engine %s to be healthy" % name)
 
 
 def image_only_downtime(name, url, state, work):
@@ -232,10 +225,7 @@ def postgres(size_mb, rounds, work):
 def engine_on_pg(url, name):
     sh(["docker", "run", "-d", "--name", name, "--network", "host", "-e", "ENGINE_PORT=%d" % PORT,
         "-e", "ENGINE_BIND=127.0.0.1", "-e", "ENGINE_STARTUP_SECONDS=1", "-e", "DATABASE_URL=" + url, "engine:2.3.2"])
-    health = "http://127.0.0.1:%d/health" % PORT
-    while subprocess.run(["curl", "-fsS", "-m", "1", health], capture_output=True, check=False).returncode != 0:
-        time.sleep(0.1)
-    return health
+    return wait_healthy("http://127.0.0.1:%d/health" % PORT, 120, "Engine %s to be healthy" % name)
 
 
 def community_module(args):

@@ -45,7 +45,7 @@ import urllib.request
 import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import REPO, Downtime, module_process, sh, wait_for  # noqa: E402
+from _common import REPO, Downtime, module_process, sh, wait_for, wait_healthy  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 BASE_PORT = 19100
@@ -187,27 +187,19 @@ def setup_engine(name, host, bad_version, startup, seed_episodes, store):
            "-v", volume + ":/data"]
     health = host["engine_url"] + "/health"
     sh(run + ["engine:2.3.1"])
-    wait_for(lambda: healthy(health), 120, "%s to be healthy on 2.3.1" % name, interval=0.1)
+    wait_healthy(health, 120, "%s to be healthy on 2.3.1" % name)
     module_process("brain_snapshot", {"container": name, "store": store, "pinned": True, "rollback_target": True,
                                       "reason": "pre-upgrade"})
     sh(["docker", "stop", "-t", "30", name])
     sh(["docker", "rm", name])
     sh(run + ["engine:" + bad_version])
-    wait_for(lambda: healthy(health), 120, "%s to be healthy on %s" % (name, bad_version), interval=0.1)
+    wait_healthy(health, 120, "%s to be healthy on %s" % (name, bad_version))
     for turn in range(3):
         body = json.dumps({"message": "bad window %d" % turn, "duration_seconds": 0}).encode()
         request = urllib.request.Request(host["engine_url"] + "/execute", data=body,
                                          headers={"Content-Type": "application/json"})
         with urllib.request.urlopen(request, timeout=30) as response:
             response.read()
-
-
-def healthy(url):
-    try:
-        with urllib.request.urlopen(url, timeout=1) as response:
-            return json.loads(response.read()).get("status") == "ok"
-    except (OSError, ValueError, http.client.HTTPException):
-        return False
 
 
 def turns_started(hosts):

@@ -22,7 +22,7 @@ import time
 import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import Downtime, ansible_module, sh  # noqa: E402
+from _common import Downtime, ansible_module, sh, wait_healthy  # noqa: E402
 from _plot import bars, write  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -33,17 +33,6 @@ def run_args(name, volume, image):
     return ["docker", "run", "-d", "--name", name, "--network", "host", "--restart", "unless-stopped",
             "-e", "ENGINE_PORT=%d" % PORT, "-e", "ENGINE_BIND=127.0.0.1", "-e", "ENGINE_STARTUP_SECONDS=1",
             "-v", "%s:/data" % volume, image]
-
-
-def wait_healthy(timeout=60):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        proc = subprocess.run(["curl", "-fsS", "-m", "1", "http://127.0.0.1:%d/health" % PORT],
-                              capture_output=True, text=True, check=False)
-        if proc.returncode == 0 and '"status": "ok"' in proc.stdout:
-            return
-        time.sleep(0.05)
-    raise SystemExit("bench: Engine did not become healthy")
 
 
 MANUAL = """set -e
@@ -70,7 +59,7 @@ def one_round(method, workdir):
     volume = name + "-data"
     sh(run_args(name, volume, "engine:2.3.2"))
     try:
-        wait_healthy()
+        wait_healthy("http://127.0.0.1:%d/health" % PORT, 60, "the Engine on 2.3.2")
         with Downtime("http://127.0.0.1:%d/health" % PORT, workdir) as probe:
             began = time.monotonic()
             if method == "module":

@@ -12,10 +12,4 @@ from ansible_collections.engine_ops.lifecycle.plugins.plugin_utils._in_process i
 
 
 class ActionModule(InProcessAction):
-    SPEC = LEDGER_SPEC
-
-    def work(self, params, check_mode):
-        try:
-            return record(params, check_mode)
-        except LedgerError as exc:
-            return {"failed": True, "changed": False, "msg": "engine_ledger: %s; nothing was changed" % exc}
+    SPEC, WORK, ERROR = LEDGER_SPEC, record, LedgerError

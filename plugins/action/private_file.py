@@ -13,13 +13,4 @@ from ansible_collections.engine_ops.lifecycle.plugins.plugin_utils._in_process i
 
 
 class ActionModule(InProcessAction):
-    SPEC = PRIVATE_FILE_SPEC
-
-    def work(self, params, check_mode):
-        try:
-            result = apply(params, check_mode)
-        except PrivateFileError as exc:
-            return {"failed": True, "changed": False, "msg": "private_file: %s; nothing was changed" % exc}
-        if not self._task.diff:
-            result.pop("diff")
-        return result
+    SPEC, WORK, ERROR = PRIVATE_FILE_SPEC, apply, PrivateFileError

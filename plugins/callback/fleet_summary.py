@@ -29,6 +29,8 @@ import time
 
 from ansible.plugins.callback import CallbackBase
 
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._files import ensure_dir
+
 OPERATIONS = (
     ("rollback", [("host", "host"), ("from", "from"), ("to", "to"), ("data", "data_rollback"),
                   ("downtime s", "downtime_seconds"), ("rows exported", "rows_exported"),
@@ -80,8 +82,7 @@ def complete(rows, targeted, processed, failures, dark):
 
 def write_report(directory, operation, rows, now=time.gmtime):
     """<operation>-<UTC time>.json, never over another run's (slices of one AWX job finish in the same second)."""
-    if not os.path.isdir(directory):
-        os.makedirs(directory, 0o700)
+    ensure_dir(directory)
     base = os.path.join(directory, "%s-%s" % (operation, time.strftime("%Y%m%dT%H%M%SZ", now())))
     path, number = base + ".json", 1
     while True:

@@ -35,8 +35,10 @@ def redacted(value, keys):
     return value
 
 
-def record(params, check_mode):
-    """What engine_ledger does, module or in-process action: the result, or LedgerError naming the cause."""
+def record(params, check_mode, diff=False):  # pylint: disable=unused-argument
+    """What engine_ledger does, module or in-process action: the result, or LedgerError naming the cause.
+
+    (`diff` is accepted like every in-process action's work; the ledger has no diff.)"""
     entry = redacted(params["entry"], set(k.lower() for k in params["redact"]))
     entry.setdefault("recorded_at", time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
     if check_mode:

@@ -47,34 +47,35 @@ def _describe(path):
     return {"path": path, "state": kind, "mode": "%04o" % stat.S_IMODE(info.st_mode), "size": info.st_size}
 
 
-def apply(params, check_mode):
-    """Make the private file or directory be as asked; returns the result (changed, path, mode, diff)."""
-    path, state = params["path"], params["state"]
+def apply(params, check_mode, diff=False):
+    """Make the private file or directory be as asked; returns the result (changed, path, mode; diff when asked)."""
+    path, state, content = params["path"], params["state"], params.get("content")
     mode = _mode(params)
-    if state == "directory" and params.get("content") is not None:
+    octal = "%04o" % mode
+    if state == "directory" and content is not None:
         raise PrivateFileError("content is only for state=file")
     before = _describe(path)
     if before["state"] == "link":
         raise PrivateFileError("%s is a symbolic link; it is not followed" % path)
     if before["state"] not in ("absent", state):
         raise PrivateFileError("%s exists and is a %s, not a %s" % (path, before["state"], state))
-    if state == "file" and params.get("content") is None and before["state"] == "absent":
+    if content is None and state == "file" and before["state"] == "absent":
         raise PrivateFileError("%s does not exist (give content to write it)" % path)
-    rewrite = False
-    if state == "file" and params.get("content") is not None:
-        rewrite = before["state"] == "absent" or _read(path) != params["content"]
-    changed = before["state"] == "absent" or rewrite or before.get("mode") != "%04o" % mode
-    after = dict(before, state=state, mode="%04o" % mode)
-    if state == "file" and params.get("content") is not None:
-        after["size"] = len(params["content"].encode("utf-8"))
-    result = {"changed": changed, "path": path, "mode": "%04o" % mode, "diff": {"before": before, "after": after}}
+    rewrite = content is not None and (before["state"] == "absent" or _read(path) != content)
+    changed = before["state"] == "absent" or rewrite or before.get("mode") != octal
+    result = {"changed": changed, "path": path, "mode": octal}
+    if diff:
+        after = dict(before, state=state, mode=octal)
+        if content is not None:
+            after["size"] = len(content.encode("utf-8"))
+        result["diff"] = {"before": before, "after": after}
     if check_mode or not changed:
         return result
     try:
         if state == "directory":
             ensure_dir(path, mode)
         elif rewrite:
-            write_atomic(path, params["content"])  # 0600, parent directories 0700 when created
+            write_atomic(path, content)  # 0600, parent directories 0700 when created
         os.chmod(path, mode)
     except (IOError, OSError) as exc:
         raise PrivateFileError("write %s: %s" % (path, exc))

@@ -81,11 +81,9 @@ from ansible_collections.engine_ops.lifecycle.plugins.module_utils._private_file
 def main():
     module = EngineOpsModule(argument_spec=dict(PRIVATE_FILE_SPEC), engine=None, docker=False, supports_check_mode=True)
     try:
-        result = apply(module.params, module.check_mode)
+        result = apply(module.params, module.check_mode, module._diff)
     except PrivateFileError as exc:
         module.fail_json(msg="private_file: %s; nothing was changed" % exc)
-    if not module._diff:
-        result.pop("diff")
     module.exit_json(**result)
 
 

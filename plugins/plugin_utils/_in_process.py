@@ -24,14 +24,17 @@ def on_this_controller(action):
     return name in ("local", "ansible.builtin.local") and not action._play_context.become  # pylint: disable=protected-access
 
 
+def failure(name, exc):
+    """The result of a refused or failed run, worded the same by the module and the in-process action."""
+    return {"failed": True, "changed": False, "msg": "%s: %s; nothing was changed" % (name, exc)}
+
+
 class InProcessAction(ActionBase):
-    """Subclasses set SPEC (the module's argument spec) and implement work(params, check_mode) -> result."""
+    """Subclasses set SPEC (the module's argument spec), WORK (its module_utils function, called as
+    WORK(params, check_mode, diff) -> result) and ERROR (the exception WORK raises for a refusal)."""
 
     _supports_check_mode = True
-    SPEC = {}
-
-    def work(self, params, check_mode):
-        raise NotImplementedError
+    SPEC, WORK, ERROR = {}, None, Exception
 
     def run(self, tmp=None, task_vars=None):
         result = super(InProcessAction, self).run(tmp, task_vars)
@@ -39,5 +42,8 @@ class InProcessAction(ActionBase):
             result.update(self._execute_module(module_args=self._task.args, task_vars=task_vars))
             return result
         dummy, params = self.validate_argument_spec(argument_spec=self.SPEC)
-        result.update(self.work(params, self._task.check_mode))
+        try:
+            result.update(type(self).WORK(params, self._task.check_mode, self._task.diff))
+        except self.ERROR as exc:
+            result.update(failure(self._task.action.rsplit(".", 1)[-1], exc))
         return result

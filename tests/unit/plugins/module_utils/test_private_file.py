@@ -20,7 +20,8 @@ def test_writes_private_files_in_private_new_directories_and_only_when_content_d
     target = tmp_path / "reports" / "postmortems" / "engine-1.md"
     planned = apply(params(target, content="# draft\n"), check_mode=True)
     assert planned["changed"] and not target.exists() and not (tmp_path / "reports").exists()
-    assert apply(params(target, content="# draft\n"), check_mode=False)["changed"]
+    written = apply(params(target, content="# draft\n"), check_mode=False)
+    assert written["changed"] and "diff" not in written  # the diff only when asked
     assert target.read_text() == "# draft\n" and mode(target) == 0o600
     assert mode(tmp_path / "reports") == 0o700 and mode(tmp_path / "reports" / "postmortems") == 0o700
     assert not apply(params(target, content="# draft\n"), check_mode=False)["changed"]
@@ -32,7 +33,7 @@ def test_makes_an_existing_file_or_directory_private(tmp_path):
     archive = tmp_path / "engine-1.tar.gz"
     archive.write_bytes(b"x")
     os.chmod(str(archive), 0o644)
-    result = apply(params(archive), check_mode=False)
+    result = apply(params(archive), check_mode=False, diff=True)
     assert result["changed"] and mode(archive) == 0o600
     assert result["diff"]["before"]["mode"] == "0644" and result["diff"]["after"]["mode"] == "0600"
     directory = tmp_path / "diagnostics"
