@@ -16,6 +16,7 @@ __metaclass__ = type
 
 import json
 import os
+import re
 import time
 from datetime import datetime
 
@@ -23,6 +24,7 @@ from ansible_collections.engine_ops.lifecycle.plugins.module_utils._container_sp
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._errors import EngineDockerError
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._files import write_atomic
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._drain import drain
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._health import probe_once
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._version import TargetError, split_reference, target_reference
 
 LABEL = "engine_ops.lifecycle."
@@ -114,6 +116,51 @@ def health_url_for(container, explicit=None):
             host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
             return "http://%s:%s/health" % (host, binding["HostPort"])
     raise SwitchError("cannot tell where this Engine answers /health (no published port 8000); set health_url")
+
+
+SEMVER = re.compile(r"^v?(\d+\.\d+\.\d+)")
+UPTIME_TOLERANCE = 30.0  # seconds between the container's start and the Engine's own uptime
+
+
+def started_seconds_ago(container, now=None):
+    started = ((container.get("State") or {}).get("StartedAt") or "")[:19]
+    try:
+        moment = datetime.strptime(started, "%Y-%m-%dT%H:%M:%S")
+    except ValueError:
+        return None
+    return ((now or datetime.utcnow()) - moment).total_seconds()
+
+
+def health_url_problem(container, url, get, now=None):
+    """Why `url` cannot be this Engine's /health, or None. Asked once, before anything is changed.
+
+    A running Engine (up long enough to listen) that nothing answers for, an answer from another version
+    than the container runs, or an uptime that does not match the container's start: the URL points
+    elsewhere, and a switch judged by it would be judged by someone else's Engine. A stopped Engine, a
+    timeout (a hung Engine) or an answer without version or uptime is no evidence either way.
+    """
+    state = container.get("State") or {}
+    if not state.get("Running"):
+        return None
+    name = container["Name"].lstrip("/")
+    sample = probe_once(get, url, 2.0)
+    up = started_seconds_ago(container, now)
+    if sample["classification"] == "unreachable":
+        if up is not None and up > UPTIME_TOLERANCE and "timed out" not in sample["reason"]:
+            return ("nothing answers at %s (%s) although container %s has been running for %d s; is the health URL "
+                    "right?" % (url, sample["reason"], name, up))
+        return None
+    body = sample.get("body") or {}
+    tag = split_reference((container.get("Config") or {}).get("Image") or "x")["tag"] or ""
+    runs, answers = SEMVER.match(tag), SEMVER.match(str(body.get("version") or ""))
+    if runs and answers and runs.group(1) != answers.group(1):
+        return ("%s answers as Engine version %s, but container %s runs %s: it is another Engine's health URL"
+                % (url, answers.group(1), name, tag))
+    uptime = body.get("uptime_seconds")
+    if isinstance(uptime, (int, float)) and up is not None and abs(uptime - up) > UPTIME_TOLERANCE:
+        return ("%s answers for an Engine up %d s, but container %s started %d s ago: it is another Engine's health "
+                "URL" % (url, uptime, name, up))
+    return None
 
 
 # -- the switch -------------------------------------------------------------------------------------

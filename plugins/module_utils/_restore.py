@@ -140,7 +140,7 @@ def stage(backend, manifest, snapshot_dir, export_dir, now=time.monotonic):
     record = {"snapshot": manifest["id"], "staged": staged, "identity": backend.staged_identity(staged),
               "mcp_servers": backend.column_values("server_registry", "name"),
               "high_water": high, "export_dir": export_dir, "exported_serving": dict(export.counts),
-              "whole_tables": list(export.whole_tables),
+              "whole_tables": list(export.whole_tables), "export_sizes": export.sizes(),
               "timings": timings}
     path = os.path.join(snapshot_dir, STAGE_RECORD)
     with open(path, "w") as handle:
@@ -188,6 +188,10 @@ def swap(backend, manifest, snapshot_dir, record, engine, stamp, now=time.monoto
         raise RestoreError("%s; nothing was swapped, the live brain was not touched" % exc,
                            changed=bool(result.get("drain")), result=result)
     result.update(export_since_stage(backend, manifest, record, stamp, timings, now))
+    # Recorded before the swap: a run killed right after it recognises the live brain as this swap's copy
+    # (by its identity) and does not swap again; until the swap happens the record matches nothing.
+    result["aside"] = backend.aside_path(stamp)
+    write_swap_record(snapshot_dir, result, record["identity"], manifest["id"], stamp)
     aside = timed(timings, now, "swap", backend.swap, record["staged"], stamp)
     os.unlink(os.path.join(snapshot_dir, STAGE_RECORD))
     result["aside"] = aside
@@ -198,11 +202,11 @@ def swap(backend, manifest, snapshot_dir, record, engine, stamp, now=time.monoto
     if identity != record["identity"]:
         problems.insert(0, "the live brain is not the verified staged copy")
     if problems:
+        os.unlink(os.path.join(snapshot_dir, SWAP_RECORD))
         failed = backend.swap_back(aside, stamp + "-failed")
         raise RestoreError("the restored brain did not verify (%s); the replaced brain was put back and the failed "
                            "one kept as %s" % ("; ".join(problems[:3]), failed), changed=True, result=result)
     result["verified"] = True
-    write_swap_record(snapshot_dir, result, identity, manifest["id"], stamp)
     result["health"] = timed(timings, now, "start_engine", engine.start)
     return result
 
@@ -210,6 +214,8 @@ def swap(backend, manifest, snapshot_dir, record, engine, stamp, now=time.monoto
 def export_since_stage(backend, manifest, record, stamp, timings, now=time.monotonic):
     """Engine stopped: append what arrived after the stage's export; the export's rows, totals and external calls."""
     export = JsonlExport(record["export_dir"])
+    if record.get("export_sizes") is not None:
+        export.rewind(record["export_sizes"])  # an earlier, interrupted swap may have appended some already
     export.counts = dict(record.get("exported_serving") or {})
     export.whole_tables = list(record.get("whole_tables") or [])
     timed(timings, now, "export_stopped", backend.export, export, marks_of(manifest), record["high_water"])

@@ -17,7 +17,8 @@ description:
     turns were in flight when draining began and how many of them the kill cut.
   - In-flight turns are read from the Engine's JSON log lines; a request with log lines and no completion line
     (one with C(extra.duration_ms)) is in flight.
-  - O(state=serving) starts a stopped Engine and, with O(wait_healthy), waits for C(/health).
+  - O(state=serving) starts a stopped Engine and, with O(wait_healthy), waits for C(/health); with O(wait_healthy)
+    it also waits for an Engine that runs but is still starting (one left by an interrupted run).
   - An Engine already in the wanted state is left alone (C(changed=false)).
 author:
   - engine_ops maintainers (@engine-ops)
@@ -110,7 +111,7 @@ drain:
       elements: str
 health:
   description: The health probe after starting (see M(engine_ops.lifecycle.health_probe)).
-  returned: when O(state=serving) started the Engine and O(wait_healthy) is set
+  returned: when O(state=serving) and O(wait_healthy) are set (not in check mode)
   type: dict
 """
 
@@ -153,22 +154,22 @@ def main():
                 module.exit_json(**result)
             result["drain"] = drain(module.docker, container, p["drain_signal"], p["drain_timeout"])
             module.exit_json(**result)
-        if running:
-            module.exit_json(**result)
-        result["changed"] = True
-        result["diff"] = {"before": before, "after": {"state": "serving"}}
-        if module.check_mode:
-            module.exit_json(**result)
-        module.docker.start(container["Id"])
+        if not running:
+            result["changed"] = True
+            result["diff"] = {"before": before, "after": {"state": "serving"}}
+            if module.check_mode:
+                module.exit_json(**result)
+            module.docker.start(container["Id"])
     except EngineDockerError as exc:
         module.fail_action("drain" if p["state"] == "drained" else "start", exc, changed=result["changed"])
-    if p["wait_healthy"]:
+    # Running is not yet serving: an Engine started by an interrupted run may still be starting up.
+    if p["wait_healthy"] and not module.check_mode:
         result["health"] = probe(http_get, p["health_url"], deadline=p["health_timeout"])
         if not result["health"]["healthy"]:
             health = result["health"]
             module.fail_action("wait for health", "%s is %s (%s)" % (p["health_url"], health["classification"],
                                                                      health["reason"]),
-                               changed=True, container_id=container["Id"], health=health)
+                               changed=result["changed"], container_id=container["Id"], health=health)
     module.exit_json(**result)
 
 

@@ -75,6 +75,14 @@ options:
     description: Healthy answers in a row required from the new Engine.
     type: int
     default: 1
+  verify_health_url:
+    description:
+      - Before anything is changed, ask the health URL once and refuse when it cannot be this Engine's - nothing
+        answers although the container has run for 30 s, it answers with another version than the container runs,
+        or with an uptime that does not match the container's start.
+      - A stopped Engine, a timeout or an answer without version or uptime is not held against the URL.
+    type: bool
+    default: true
   keep_previous:
     description: Keep the old container (stopped, renamed with C(-engine_ops-previous)) after a successful switch.
     type: bool
@@ -159,7 +167,7 @@ from ansible_collections.engine_ops.lifecycle.plugins.module_utils._compose impo
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._errors import EngineDockerError
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._health import probe
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._image_switch import (
-    SwitchError, diff, health_url_for, image_record, plan, read_state, record_switch, resolve_target,
+    SwitchError, diff, health_url_for, health_url_problem, image_record, plan, read_state, record_switch, resolve_target,
     state_path, switch, write_state)
 
 
@@ -196,6 +204,7 @@ def main():
             health_url=dict(type="str"),
             health_timeout=dict(type="float", default=60),
             health_consecutive=dict(type="int", default=1),
+            verify_health_url=dict(type="bool", default=True),
             keep_previous=dict(type="bool", default=False),
             state_dir=dict(type="path", default="/var/lib/engine_ops/state"),
             compose_file=dict(type="path"),
@@ -233,8 +242,11 @@ def main():
 
     try:
         health_url = health_url_for(container, p["health_url"])
+        problem = health_url_problem(container, health_url, http_get) if p["verify_health_url"] else None
+        if problem:
+            raise SwitchError(problem)
     except SwitchError as exc:
-        module.fail_action("find the health URL", exc)
+        module.fail_action("check the health URL", exc)
     result.update(changed=True, plan=plan(container, current, target, p["keep_previous"]))
     if module._diff:
         result["diff"] = diff(container, current_image, target)

@@ -7,7 +7,7 @@ import tarfile
 import requests
 
 from ansible_run import failures, run_playbook, write_inventory
-from test_fleet_playbooks import episodes, fleet, ledger, report_rows, task_results
+from fleet import episodes, fleet, ledger, report_rows, task_results
 
 
 def upgraded_to(engines, named, prefix, tmp_path, version, backends=("sqlite",)):

@@ -6,57 +6,10 @@ Three reference Engines on 2.3.1 (two SQLite brains, one PostgreSQL), driven by 
 import json
 import os
 import re
-import signal
-import subprocess
 import threading
-import uuid
 
-from ansible_run import REPO, changed_tasks, failures, run_playbook, write_inventory
-from conftest import wait_for
-
-
-def fleet(engines, named, prefix, tmp_path, backends=("sqlite", "sqlite", "postgres"), version="2.3.1"):
-    """Engines with history, an inventory that keeps every file under tmp_path, and the turns they hold."""
-    members, hosts = [], {}
-    for backend in backends:
-        engine = engines.start(version, engines.brain(backend))
-        engine.name = "%s-%s" % (prefix, uuid.uuid4().hex[:6])
-        engine.container.rename(engine.name)
-        named(engine.name)
-        members.append(engine)
-    for engine in members:
-        engine.wait_healthy()
-        engine.kept = ["kept-%s-%d" % (engine.name[-6:], n) for n in range(3)]
-        for rid in engine.kept:
-            engine.execute(rid, request_id=rid)
-        hosts[engine.name] = {"engine_container": engine.name, "engine_url": engine.url,
-                              "brain_backend": engine.brain.backend}
-    work = tmp_path / "work"
-    inventory = write_inventory(tmp_path, "engines", hosts, group_vars={
-        "engine_snapshot_store": str(work / "store"), "engine_state_dir": str(work / "state"),
-        "engine_ledger_path": str(work / "ledger.jsonl"), "engine_report_dir": str(work / "reports"),
-        "upgrade_watch_seconds": 2, "upgrade_window_seconds": 1})
-    return members, inventory, work
-
-
-def episodes(engine):
-    return sorted(r[1] for r in engine.rows("episodes"))
-
-
-def report_rows(work, operation):
-    """Rows of the newest fleet summary JSON for an operation."""
-    names = sorted(n for n in os.listdir(str(work / "reports")) if n.startswith(operation + "-"))
-    with open(str(work / "reports" / names[-1])) as handle:
-        return {row["host"]: row for row in json.load(handle)["engines"]}
-
-
-def ledger(work):
-    with open(str(work / "ledger.jsonl")) as handle:
-        return [json.loads(line) for line in handle]
-
-
-def task_results(report, suffix):
-    return [r for p in report["plays"] for t in p["tasks"] if t["task"]["name"].endswith(suffix) for r in t["hosts"].values()]
+from ansible_run import changed_tasks, failures, run_playbook
+from fleet import episodes, fleet, ledger, report_rows, task_results
 
 
 def test_upgrade_bad_window_and_rollback_of_a_mixed_fleet(engines, named, prefix, tmp_path, docker_client):
@@ -187,70 +140,6 @@ def test_the_free_strategy_rolls_each_engine_back_without_waiting_for_the_others
         assert episodes(engine) == sorted(engine.kept)
     assert sorted(e["result"]["host"] for e in ledger(work) if e["operation"] == "rollback") == sorted(
         e.name for e in members)
-
-
-def spawn_playbook(inventory, *args):
-    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"), ANSIBLE_NOCOLOR="1")
-    return subprocess.Popen(["ansible-playbook", "-i", inventory, os.path.join(REPO, "playbooks/rollback.yml")]
-                            + list(args), cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            start_new_session=True)
-
-
-def checkpoint_phases(work, engine):
-    try:
-        with open(str(work / "state" / ("%s.rollback.json" % engine.name))) as handle:
-            return [p["phase"] for p in json.load(handle)["phases"]]
-    except (IOError, ValueError):
-        return []
-
-
-def test_a_controller_killed_mid_rollback_converges_when_run_again(engines, named, prefix, tmp_path, docker_client):
-    members, inventory, work = fleet(engines, named, prefix, tmp_path, backends=("sqlite",))
-    [engine] = members
-    rc, report = run_playbook("playbooks/upgrade.yml", inventory, "-e", "version=2.4.0")
-    assert rc == 0, report["stats"]
-    engine.execute("bad", request_id="bad-1")
-
-    proc = spawn_playbook(inventory, "-e", "version=2.3.1", "-e", "reason=test")
-    wait_for(lambda: "staged" in checkpoint_phases(work, engine), 120, "the rollback to stage the brain")
-    os.killpg(proc.pid, signal.SIGKILL)  # the controller and everything it started, mid-run
-    proc.wait(timeout=30)
-    assert "switched" not in checkpoint_phases(work, engine)
-
-    rc, report = run_playbook("playbooks/rollback.yml", inventory, "-e", "version=2.3.1")
-    assert rc == 0 and not failures(report), report["stats"]
-    plan = task_results(report, "Show the rollback plan")[0]["msg"]
-    assert any("resuming an interrupted run" in line for line in plan)
-    assert docker_client.containers.get(engine.name).image.id == docker_client.images.get("engine:2.3.1").id
-    engine.wait_healthy()
-    assert episodes(engine) == sorted(engine.kept)
-    row = report_rows(work, "rollback")[engine.name]
-    with open(os.path.join(row["export_dir"], "episodes.jsonl")) as handle:
-        assert [json.loads(line)["request_id"] for line in handle] == ["bad-1"]
-    brain_dir = os.path.dirname(engine.brain.sqlite_path(docker_client))
-    assert len([n for n in os.listdir(brain_dir) if ".pre-restore-" in n and not n.endswith(("-wal", "-shm"))]) == 1
-
-
-def test_a_second_concurrent_rollback_is_refused_and_told_who_holds_the_lock(
-        engines, named, prefix, tmp_path, docker_client):
-    members, inventory, work = fleet(engines, named, prefix, tmp_path, backends=("sqlite",))
-    [engine] = members
-    rc, report = run_playbook("playbooks/upgrade.yml", inventory, "-e", "version=2.4.0")
-    assert rc == 0, report["stats"]
-    first = spawn_playbook(inventory, "-e", "version=2.3.1", "-e", "rollback_eval_command='sleep 8'", "-e", "reason=test")
-    try:
-        wait_for(lambda: "switched" in checkpoint_phases(work, engine), 120, "the first rollback to reach its evals")
-        container = docker_client.containers.get(engine.name)
-        rc, report = run_playbook("playbooks/rollback.yml", inventory, "-e", "version=2.3.1")
-        assert rc != 0
-        [refusal] = [r for r in task_results(report, "Lock the Engine against a second concurrent run") if r.get("failed")]
-        assert "is locked by rollback to 2.3.1 by" in refusal["msg"] and "nothing was changed" in refusal["msg"]
-        assert refusal["holder"]["pid"] == first.pid
-        assert docker_client.containers.get(engine.name).attrs["State"]["StartedAt"] == container.attrs["State"]["StartedAt"]
-    finally:
-        out = first.communicate(timeout=300)[0].decode()
-    assert first.returncode == 0, out[-3000:]
-    assert "rolled_back" in out
 
 
 def test_scheduled_snapshots_keep_the_newest_and_health_runs_by_fqcn(engines, named, prefix, tmp_path):

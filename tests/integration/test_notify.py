@@ -9,7 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from ansible_run import failures, run_playbook
-from test_fleet_playbooks import fleet, ledger, report_rows
+from fleet import fleet, ledger, report_rows
 
 SECRET = "T0KEN-" + uuid.uuid4().hex
 

@@ -60,6 +60,27 @@ class JsonlExport:
         self.counts[table] = self.counts.get(table, 0) + count
         return count
 
+    def sizes(self):
+        """Bytes of each table's file now: where a later phase starts appending."""
+        names = [n for n in os.listdir(self.directory) if n.endswith(".jsonl")]
+        return dict((n[:-len(".jsonl")], os.path.getsize(os.path.join(self.directory, n))) for n in names)
+
+    def rewind(self, sizes):
+        """Cut each table's file back to `sizes` (files not in it go): a phase interrupted mid-append is redone
+        from where it started, so no row is exported twice."""
+        for name in os.listdir(self.directory):
+            table = name[:-len(".jsonl")] if name.endswith(".jsonl") else None
+            if table is None:
+                continue
+            path = os.path.join(self.directory, name)
+            if table not in sizes:
+                os.unlink(path)
+            elif os.path.getsize(path) > sizes[table]:
+                with open(path, "r+b") as handle:
+                    handle.truncate(sizes[table])
+                    handle.flush()
+                    os.fsync(handle.fileno())
+
     def summary(self, extra=None):
         body = {"rows": dict(self.counts), "total_rows": sum(self.counts.values()),
                 "whole_tables": sorted(set(self.whole_tables))}

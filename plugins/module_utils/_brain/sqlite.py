@@ -119,8 +119,12 @@ class SqliteBackend:
         return os.path.isfile(self.path)
 
     def describe(self, path=None):
-        with connect(path or self.path) as conn:
-            return describe_conn(conn)
+        path = path or self.path
+        with connect(path) as conn:
+            try:
+                return describe_conn(conn)
+            except BrainError as exc:
+                raise BrainError("%s: %s" % (path, exc))
 
     def column_values(self, table, column):
         """Distinct non-empty values of one column of the live brain; [] when the table or column does not exist."""

@@ -1,0 +1,72 @@
+"""A small fleet of reference Engines driven by the real playbooks, and how tests read what the playbooks left.
+
+Used by the fleet, notify and aftermath tests and by tests/reliability.
+"""
+
+import json
+import os
+import subprocess
+import uuid
+
+from ansible_run import REPO, write_inventory
+
+
+def fleet(engines, named, prefix, tmp_path, backends=("sqlite", "sqlite", "postgres"), version="2.3.1"):
+    """Engines with history, an inventory that keeps every file under tmp_path, and the turns they hold."""
+    members, hosts = [], {}
+    for backend in backends:
+        engine = engines.start(version, engines.brain(backend))
+        engine.name = "%s-%s" % (prefix, uuid.uuid4().hex[:6])
+        engine.container.rename(engine.name)
+        named(engine.name)
+        members.append(engine)
+    for engine in members:
+        engine.wait_healthy()
+        engine.kept = ["kept-%s-%d" % (engine.name[-6:], n) for n in range(3)]
+        for rid in engine.kept:
+            engine.execute(rid, request_id=rid)
+        hosts[engine.name] = {"engine_container": engine.name, "engine_url": engine.url,
+                              "brain_backend": engine.brain.backend}
+    work = tmp_path / "work"
+    inventory = write_inventory(tmp_path, "engines", hosts, group_vars={
+        "engine_snapshot_store": str(work / "store"), "engine_state_dir": str(work / "state"),
+        "engine_ledger_path": str(work / "ledger.jsonl"), "engine_report_dir": str(work / "reports"),
+        "upgrade_watch_seconds": 2, "upgrade_window_seconds": 1})
+    return members, inventory, work
+
+
+def episodes(engine):
+    return sorted(r[1] for r in engine.rows("episodes"))
+
+
+def report_rows(work, operation):
+    """Rows of the newest fleet summary JSON for an operation."""
+    names = sorted(n for n in os.listdir(str(work / "reports")) if n.startswith(operation + "-"))
+    with open(str(work / "reports" / names[-1])) as handle:
+        return {row["host"]: row for row in json.load(handle)["engines"]}
+
+
+def ledger(work):
+    with open(str(work / "ledger.jsonl")) as handle:
+        return [json.loads(line) for line in handle]
+
+
+def task_results(report, suffix):
+    return [r for p in report["plays"] for t in p["tasks"] if t["task"]["name"].endswith(suffix) for r in t["hosts"].values()]
+
+
+def spawn_playbook(inventory, *args, env=None, playbook="playbooks/rollback.yml"):
+    """Start ansible-playbook in its own process group (so a test can kill it and all it started)."""
+    environ = dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"), ANSIBLE_NOCOLOR="1")
+    environ.update(env or {})
+    return subprocess.Popen(["ansible-playbook", "-i", inventory, os.path.join(REPO, playbook)] + list(args),
+                            cwd=REPO, env=environ, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+
+
+def checkpoint_phases(work, engine):
+    try:
+        with open(str(work / "state" / ("%s.rollback.json" % engine.name))) as handle:
+            return [p["phase"] for p in json.load(handle)["phases"]]
+    except (IOError, ValueError):
+        return []

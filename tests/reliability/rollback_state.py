@@ -1,0 +1,138 @@
+"""What a data rollback of one SQLite Engine leaves behind, read the way an operator would check it by hand.
+
+The reliability tests interrupt or break a rollback and then compare the Engine, its brain, the snapshot,
+the export, the set-aside brains and the switch history with what one clean rollback leaves.
+"""
+
+import hashlib
+import json
+import os
+import shutil
+import sqlite3
+import tempfile
+
+import docker
+
+from ansible_run import run_playbook
+from fleet import fleet, ledger
+
+
+def sqlite_rows(path):
+    """Every row of every table of a SQLite file (read from a copy: the live -shm is never touched)."""
+    scratch = tempfile.mkdtemp(prefix="brain-read-")
+    try:
+        for suffix in ("", "-wal"):
+            if os.path.exists(path + suffix):
+                shutil.copy2(path + suffix, os.path.join(scratch, "brain.sqlite" + suffix))
+        conn = sqlite3.connect(os.path.join(scratch, "brain.sqlite"))
+        try:
+            tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' "
+                                                 "AND name NOT LIKE 'sqlite_%' ORDER BY name")]
+            return dict((t, sorted(conn.execute('SELECT * FROM "%s"' % t).fetchall(), key=repr)) for t in tables)
+        finally:
+            conn.close()
+    finally:
+        shutil.rmtree(scratch)
+
+
+def request_ids(rows):
+    return sorted(r[1] for r in rows.get("episodes", []))
+
+
+class Upgraded:
+    """One SQLite Engine with history, upgraded to 2.4.0 by upgrade.yml (which took the snapshot), turns in the bad window."""
+
+    def __init__(self, engines, named, prefix, tmp_path, docker_client, env=None, ballast_mb=0, backend="sqlite"):
+        self.client = docker_client
+        members, self.inventory, self.work = fleet(engines, named, prefix, tmp_path, backends=(backend,))
+        [self.engine] = members
+        if env:  # the Engine's own settings (start-up time): recreate it with them, same name, same brain
+            self._recreate(engines, env)
+        if ballast_mb:
+            self._ballast(ballast_mb)
+        rc, report = run_playbook("playbooks/upgrade.yml", self.inventory, "-e", "version=2.4.0")
+        assert rc == 0, report["stats"]
+        self.engine.wait_healthy()
+        self.engine.bad = ["bad-%d" % n for n in range(3)]
+        for rid in self.engine.bad:
+            self.engine.execute(rid, request_id=rid)
+        self.store = self.work / "store" / self.engine.name
+        self.snapshot_id = open(str(self.store / "ROLLBACK_TARGET")).read().strip()
+        self.snapshot_file = str(self.store / self.snapshot_id / "brain.sqlite")
+        self.brain_path = self.engine.brain.sqlite_path(docker_client) if backend == "sqlite" else None
+
+    def _recreate(self, engines, env):
+        old = self.engine
+        name = old.name
+        old.container.remove(force=True)
+        fresh = engines.start("2.3.1", old.brain, env=env, port=old.port)
+        fresh.container.rename(name)
+        fresh.name, fresh.kept = name, old.kept
+        fresh.wait_healthy()
+        self.engine = fresh
+
+    def _ballast(self, megabytes):
+        """Old rows (before the snapshot) that make the brain big enough for a copy to take a while."""
+        conn = sqlite3.connect(self.engine.brain.sqlite_path(self.client), timeout=30)
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            with conn:
+                conn.executemany("INSERT INTO episodes_vec (episode_id, embedding, created_at) "
+                                 "VALUES (0, randomblob(1048576), '2026-01-01T00:00:00Z')", [()] * megabytes)
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        finally:
+            conn.close()
+
+    # -- what a test checks ------------------------------------------------------------------------
+    def container(self):
+        return self.client.containers.get(self.engine.name)
+
+    def fingerprint(self):
+        """Container ID, image, start time and brain checksum: unchanged by anything refused."""
+        container = self.container()
+        if self.brain_path:  # content, not bytes: the Engine may checkpoint its WAL into the file at any time
+            brain = hashlib.sha256(repr(sqlite_rows(self.brain_path)).encode()).hexdigest()
+        else:
+            brain = self.engine.brain.checksum(self.client)
+        return {"id": container.id, "image": container.image.id, "started": container.attrs["State"]["StartedAt"],
+                "brain": brain}
+
+    def set_aside(self):
+        directory, base = os.path.split(self.brain_path)
+        return sorted(os.path.join(directory, n) for n in os.listdir(directory)
+                      if n.startswith(base + ".pre-restore-") and not n.endswith(("-wal", "-shm")))
+
+    def switches_to(self, image):
+        with open(str(self.work / "state" / ("%s.json" % self.engine.name))) as handle:
+            history = json.load(handle)["history"]
+        return [h for h in history if h["replaced_by"]["reference"] == image]
+
+    def assert_rolled_back_once(self, export_dir):
+        """The end state of exactly one data rollback, however many runs it took."""
+        container = self.container()
+        assert container.image.id == self.client.images.get("engine:2.3.1").id
+        assert container.attrs["State"]["Running"]
+        self.engine.wait_healthy()
+        assert self.engine.health()[1]["version"] == "2.3.1"
+        live, snapshot = sqlite_rows(self.brain_path), sqlite_rows(self.snapshot_file)
+        assert live == snapshot, "the live brain is not the snapshot"
+        [aside] = self.set_aside()  # swapped once: one replaced brain, and it is the bad-window brain
+        replaced = sqlite_rows(aside)
+        assert request_ids(replaced) == sorted(self.engine.kept + self.engine.bad + getattr(self.engine, "late", []))
+        exported = []
+        with open(os.path.join(export_dir, "episodes.jsonl")) as handle:
+            exported = [json.loads(line)["request_id"] for line in handle]
+        assert sorted(exported) == sorted(self.engine.bad + getattr(self.engine, "late", [])), "export incomplete or doubled"
+        assert len(self.switches_to("engine:2.3.1")) == 1, "the image was switched more than once"
+        previous = self.client.containers.get(self.engine.name + "-engine_ops-previous")
+        assert previous.image.id == self.client.images.get("engine:2.4.0").id
+        results = [e["result"]["result"] for e in ledger(self.work) if e["operation"] == "rollback"]
+        assert results and results[-1] in ("rolled_back", "resumed_and_finished"), results
+
+
+def container_gone(client, name):
+    try:
+        client.containers.get(name)
+    except docker.errors.NotFound:
+        return True
+    return False

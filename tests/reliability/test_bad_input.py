@@ -1,0 +1,174 @@
+"""Bad input to rollback.yml: each refused before anything changes, with a message that names the problem.
+
+One SQLite and one PostgreSQL Engine, upgraded 2.3.1 -> 2.4.0 by upgrade.yml (snapshot taken) with turns in the
+bad window, shared by every case of this module. Each case runs the real playbook once and then proves that
+nothing changed: the container's ID, image and start time (uptime), the brain's content, the snapshot store,
+and that the run's lock was released.
+"""
+
+import json
+import os
+import shutil
+import time
+import uuid
+from contextlib import contextmanager
+
+import psycopg
+import pytest
+
+from ansible_run import run_module, run_playbook
+from rollback_state import Upgraded
+from services import EngineFactory, Names
+
+ROLLBACK = ("-e", "version=2.3.1", "-e", "reason=reliability")
+
+
+@pytest.fixture(scope="module")
+def victims(docker_client, pg_params, tmp_path_factory):
+    prefix = "eo-" + uuid.uuid4().hex[:8]
+    engines, names = EngineFactory(docker_client, pg_params, prefix), Names(docker_client)
+    try:
+        found = {"sqlite": Upgraded(engines, names, prefix, tmp_path_factory.mktemp("sqlite"), docker_client),
+                 "postgres": Upgraded(engines, names, prefix, tmp_path_factory.mktemp("postgres"), docker_client,
+                                      backend="postgres")}
+        other = engines.start("2.3.1", engines.brain("sqlite"))  # a bystander with a snapshot of its own
+        other.wait_healthy()
+        other.store = str(tmp_path_factory.mktemp("other") / "store")
+        taken = run_module("brain_snapshot", {"container": other.container.name, "store": other.store})
+        assert not taken.get("failed"), taken.get("msg")
+        other.snapshot_id = taken["snapshot"]["id"]
+        found["other"] = other
+        yield found
+    finally:
+        names.cleanup()
+        engines.cleanup()
+
+
+def store_files(store):
+    listing = {}
+    for root, dummy, files in os.walk(str(store)):
+        for name in files:
+            path = os.path.join(root, name)
+            with open(path, "rb") as handle:
+                listing[os.path.relpath(path, str(store))] = hash(handle.read())
+    return listing
+
+
+@contextmanager
+def kept_store(victim):
+    """Cases that damage the store on purpose get it back afterwards."""
+    saved = str(victim.store) + ".saved"
+    shutil.copytree(str(victim.store), saved, symlinks=True)
+    try:
+        yield
+    finally:
+        shutil.rmtree(str(victim.store))
+        shutil.move(saved, str(victim.store))
+
+
+def refused(victim, *args, words):
+    """Run the rollback with bad input; assert it failed naming the problem and that nothing changed."""
+    before, store_before = victim.fingerprint(), store_files(victim.store)
+    rc, report = run_playbook("playbooks/rollback.yml", victim.inventory, *args)
+    assert rc != 0
+    messages = [r["msg"] for p in report["plays"] for t in p["tasks"] for r in t["hosts"].values()
+                if r.get("failed") and r.get("msg")]
+    assert messages, report["stats"]
+    assert any(all(w in m for w in words) for m in messages), messages
+    assert any("nothing was changed" in m for m in messages), messages
+    assert victim.fingerprint() == before, "something changed although the run was refused"
+    assert store_files(victim.store) == store_before
+    lock = str(victim.work / "state" / ("%s.lock" % victim.engine.name))
+    assert not os.path.exists(lock) or not open(lock).read().strip(), "the lock was kept"
+    return messages
+
+
+@pytest.mark.parametrize("version, words", [
+    ("9.9.9", ["engine:9.9.9 is not present on this host"]),
+    ("latest", ["'latest' is never"]),
+    ("2.3", ["not a semantic version"]),
+    ("2.3.1;rm -rf /", ["2.3.1;rm -rf /"]),
+    ("", ["version"]),
+])
+def test_a_bad_version_is_refused(victims, version, words):
+    refused(victims["sqlite"], "-e", json.dumps({"version": version, "reason": "reliability"}), words=words)
+
+
+def test_a_missing_snapshot_is_refused(victims):
+    victim = victims["sqlite"]
+    refused(victim, *ROLLBACK, "-e", "rollback_snapshot_id=20250101T000000Z", words=["20250101T000000Z",
+                                                                                     "missing or invalid"])
+
+
+def test_a_corrupted_snapshot_is_refused(victims):
+    victim = victims["sqlite"]
+    with kept_store(victim):
+        with open(victim.snapshot_file, "r+b") as handle:  # one flipped page in the middle, size unchanged
+            handle.seek(os.path.getsize(victim.snapshot_file) // 2)
+            handle.write(b"\xff" * 512)
+        refused(victim, *ROLLBACK, words=[victim.snapshot_id, "does not match its manifest (corrupted)"])
+
+
+def test_a_corrupted_manifest_is_refused(victims):
+    victim = victims["sqlite"]
+    with kept_store(victim):
+        with open(str(victim.store / victim.snapshot_id / "manifest.json"), "w") as handle:
+            handle.write('{"id": "%s", "engine": ' % victim.snapshot_id)  # cut off mid-write
+        refused(victim, *ROLLBACK, words=[victim.snapshot_id, "manifest"])
+
+
+def test_another_engines_snapshot_is_refused(victims):
+    victim, other = victims["sqlite"], victims["other"]
+    with kept_store(victim):
+        shutil.copytree(os.path.join(other.store, other.container.name, other.snapshot_id),
+                        str(victim.store / other.snapshot_id))
+        refused(victim, *ROLLBACK, "-e", "rollback_snapshot_id=%s" % other.snapshot_id,
+                words=[other.snapshot_id, other.container.name])
+
+
+@pytest.mark.parametrize("snapshot_id", ["../../../../etc", "..", "a/../../b", "/etc/passwd"])
+def test_a_snapshot_id_with_a_path_is_refused(victims, snapshot_id):
+    refused(victims["sqlite"], *ROLLBACK, "-e", "rollback_snapshot_id=%s" % snapshot_id,
+            words=[snapshot_id, "not a valid name"])
+
+
+@pytest.mark.parametrize("database", ['x"; DROP DATABASE postgres; --', "brain'; DROP TABLE episodes; --",
+                                      "a\" OR \"1\"=\"1"])
+def test_a_database_name_that_tries_sql_injection_is_refused(victims, pg_params, database):
+    victim = victims["postgres"]
+    with psycopg.connect(dbname="postgres", autocommit=True, **pg_params) as conn:
+        databases = sorted(r[0] for r in conn.execute("SELECT datname FROM pg_database"))
+    options = {"pg_database": database, "pg_user": pg_params["user"], "pg_password": pg_params["password"]}
+    refused(victim, *ROLLBACK, "-e", json.dumps({"brain_options": options}), words=[database])
+    with psycopg.connect(dbname="postgres", autocommit=True, **pg_params) as conn:
+        assert sorted(r[0] for r in conn.execute("SELECT datname FROM pg_database")) == databases
+
+
+def test_a_health_url_of_another_engine_is_refused(victims):
+    victim, other = victims["sqlite"], victims["other"]
+    refused(victim, *ROLLBACK, "-e", "rollback_health_url=%s/health" % other.url,
+            words=[other.url, "another Engine's health URL"])
+
+
+def test_a_health_url_where_nothing_answers_is_refused(victims):
+    victim = victims["sqlite"]
+    started = victim.container().attrs["State"]["StartedAt"]
+    up = time.time() - time.mktime(time.strptime(started[:19], "%Y-%m-%dT%H:%M:%S")) + time.timezone
+    time.sleep(max(0, 31 - up))  # a running Engine gets 30 s to start listening before its silence counts
+    refused(victim, *ROLLBACK, "-e", "rollback_health_url=http://127.0.0.1:9/health",
+            words=["nothing answers at http://127.0.0.1:9/health"])
+
+
+def test_an_engine_container_that_does_not_exist_is_refused(victims):
+    victim = victims["sqlite"]
+    gone = "%s-gone" % victim.engine.name
+    refused(victim, *ROLLBACK, "-e", "engine_container=%s" % gone, words=[gone])
+
+
+def test_a_brain_that_is_not_sqlite_is_refused(victims, tmp_path):
+    victim = victims["sqlite"]
+    impostor = tmp_path / "brain.sqlite"
+    impostor.write_text("this is a text file, not a database\n")
+    refused(victim, *ROLLBACK, "-e", json.dumps({"brain_options": {"sqlite_path": str(impostor)}}),
+            words=[str(impostor)])
+    assert impostor.read_text() == "this is a text file, not a database\n"
