@@ -86,7 +86,18 @@ class SnapshotStore:
     def ensure(self):
         for directory in (self.root, self.base):
             ensure_dir(directory)  # Engines of one host snapshot in parallel into one store
+        if os.path.islink(self.base):
+            self.refuse_links(self.base)
         os.chmod(self.base, 0o700)
+
+    def refuse_links(self, directory):
+        """The store never follows a symbolic link out of itself: not for the Engine's folder, a snapshot, or a file in it."""
+        found = links_in(directory)
+        if os.path.islink(self.base):
+            found.insert(0, self.base)
+        if found:
+            raise StoreError("%s is a symbolic link (to %s); the snapshot store never follows links out of itself"
+                             % (found[0], os.readlink(found[0])))
 
     def partial(self, snapshot_id):
         self.ensure()
@@ -123,6 +134,7 @@ class SnapshotStore:
         directory = self.path(snapshot_id)
         if not os.path.isfile(os.path.join(directory, MANIFEST)):
             raise StoreError("snapshot %s of engine %s does not exist in %s" % (snapshot_id, self.engine, self.base))
+        self.refuse_links(directory)
         return read_manifest(directory, self.engine, verify_files)
 
     def list(self):
@@ -151,6 +163,16 @@ class SnapshotStore:
         shutil.rmtree(self.path(snapshot_id))
         if self.rollback_target() == snapshot_id:
             os.unlink(os.path.join(self.base, TARGET_MARKER))
+
+
+def links_in(directory):
+    """Symbolic links at or under `directory` (os.walk lists links to folders without entering them)."""
+    if os.path.islink(directory):
+        return [directory]
+    found = []
+    for root, dirs, files in os.walk(directory):
+        found.extend(os.path.join(root, n) for n in dirs + files if os.path.islink(os.path.join(root, n)))
+    return found
 
 
 def write_manifest(directory, manifest):

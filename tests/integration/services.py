@@ -16,6 +16,7 @@ import tempfile
 import threading
 import time
 import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import docker
 import psycopg
@@ -292,3 +293,46 @@ def named_engines(engines, named, prefix, count, version, backend="sqlite"):
     for engine in members:
         engine.wait_healthy()
     return members, hosts
+
+
+class Receiver:
+    """A notification receiver on 127.0.0.1. Records (method, path, json body, headers); answers 500 for paths in `failing`."""
+
+    def __init__(self):
+        self.calls, self.failing, self.lock = [], set(), threading.Lock()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _handle(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                body = json.loads(self.rfile.read(length) or b"null")
+                with receiver.lock:
+                    receiver.calls.append((self.command, self.path, body, dict(self.headers)))
+                failing = any(self.path.startswith(p) for p in receiver.failing)
+                answer = {"id": "inc-42"} if self.path.startswith("/status/") else {"ok": True}
+                data = json.dumps(answer).encode()
+                self.send_response(500 if failing else 200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_POST = do_PATCH = _handle  # noqa: N815
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = "http://127.0.0.1:%d" % self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def texts(self):
+        return [(method, path.split("/")[1], body.get("text") or body["incident"]["body"]) for method, path, body, dummy
+                in self.calls]
+
+
+@pytest.fixture
+def receiver():
+    server = Receiver()
+    yield server
+    server.server.shutdown()
