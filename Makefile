@@ -5,12 +5,12 @@ ENGINE_OPS_WORK ?= $(CURDIR)/.work
 export ENGINE_OPS_WORK
 WITH_ENV := source $(ENGINE_OPS_WORK)/env.sh &&
 
-.PHONY: help bootstrap engine-images demo demo-clean test unit sanity lint integration molecule build clean bench bench-image ee-context
+.PHONY: help bootstrap engine-images demo demo-clean test unit sanity lint integration reliability molecule build clean bench bench-image ee-context
 
 help:
 	@echo "make demo           set up, then upgrade a local fleet to a broken release and roll it back"
-	@echo "make test           set up and run every test layer (unit sanity lint integration molecule)"
-	@echo "make unit|sanity|lint|integration|molecule   one layer"
+	@echo "make test           set up and run every test layer (unit sanity lint integration reliability molecule)"
+	@echo "make unit|sanity|lint|integration|reliability|molecule   one layer"
 	@echo "make engine-images  build the reference Engine images (cached by content)"
 	@echo "make demo-clean     remove the demo fleet and its brains"
 	@echo "make build          build the collection tarball into .work/dist"
@@ -52,6 +52,9 @@ lint: bootstrap
 
 integration: engine-images
 	@$(WITH_ENV) python scripts/run_tests.py integration
+
+reliability: engine-images
+	@$(WITH_ENV) python scripts/run_tests.py reliability
 
 molecule: engine-images
 	@$(WITH_ENV) python scripts/run_tests.py molecule

@@ -1,6 +1,6 @@
 """Run the test layers, count what each ran, and fail when any layer fails or runs nothing.
 
-    python scripts/run_tests.py [unit|sanity|lint|integration|molecule|all] ...
+    python scripts/run_tests.py [unit|sanity|lint|integration|reliability|molecule|all] ...
 
 Expects the environment of scripts/bootstrap.sh (source .work/env.sh) and, for integration and
 molecule, the reference Engine images (tests/engine/build.py). Prints one line per layer and ends
@@ -18,7 +18,7 @@ import xml.etree.ElementTree as ET
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WORK = os.environ.get("ENGINE_OPS_WORK", os.path.join(REPO, ".work"))
 REPORTS = os.path.join(WORK, "reports")
-LAYERS = ("unit", "sanity", "lint", "integration", "molecule")
+LAYERS = ("unit", "sanity", "lint", "integration", "reliability", "molecule")
 
 
 class Result:
@@ -145,6 +145,8 @@ def main(argv):
         "sanity": sanity,
         "lint": lint,
         "integration": lambda: pytest_layer("integration", ["tests/integration"], ["-n", "2"]),
+        # One at a time: these tests kill controllers, restart the Docker daemon and fill filesystems.
+        "reliability": lambda: pytest_layer("reliability", ["tests/reliability"]),
         "molecule": molecule,
     }
     results = []

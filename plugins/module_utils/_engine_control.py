@@ -10,6 +10,7 @@ __metaclass__ = type
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.locate import containers_using
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._common import http_get
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._drain import drain
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._errors import EngineDockerError
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._health import probe
 
 
@@ -44,8 +45,14 @@ class DockerEngine:
                      deadline=self.module.params.get("health_timeout") or 60, backoff=0.05, backoff_max=0.2)
 
     def start_if_stopped(self):
-        """After a refusal the Engine goes back to serving, whatever start_engine says."""
+        """After a refusal the Engine goes back to serving, whatever start_engine says.
+
+        Never raises: it runs while another failure is being reported (the Docker daemon itself may be gone).
+        """
         if not self.stopped:
             return None
         self.module.params["start_engine"] = True
-        return self.start()
+        try:
+            return self.start()
+        except EngineDockerError as exc:
+            return {"healthy": False, "classification": "stopped", "reason": "could not start it again: %s" % exc}

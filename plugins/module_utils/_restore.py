@@ -125,7 +125,14 @@ def stage(backend, manifest, snapshot_dir, export_dir, now=time.monotonic):
     Leaves a stage record in the snapshot directory for the swap phase; nothing live is changed.
     """
     timings = {}
-    staged = timed(timings, now, "stage", backend.stage, snapshot_dir, manifest["id"])
+    try:
+        staged = timed(timings, now, "stage", backend.stage, snapshot_dir, manifest["id"])
+    except (BrainError, OSError) as exc:  # a disk that filled up, a dropped connection: nothing half-staged stays
+        try:
+            backend.discard(backend.staged_path(manifest["id"]))
+        except (BrainError, OSError):
+            pass
+        raise RestoreError("staging snapshot %s failed: %s; the live brain was not touched" % (manifest["id"], exc))
     try:
         description = timed(timings, now, "verify_stage", backend.describe_staged, staged)
         problems = mismatch(description, manifest)

@@ -55,6 +55,18 @@ def parallel(jobs):
     return results
 
 
+def room_for_snapshot(store, size):
+    """Refuse a snapshot the store's filesystem cannot hold (the brain's size, 10 % and 16 MiB to spare)."""
+    where = store.root
+    while not os.path.isdir(where) and os.path.dirname(where) != where:
+        where = os.path.dirname(where)  # the store may not exist yet: ask the filesystem it will be made on
+    free = shutil.disk_usage(where).free
+    need = int(size * 1.1) + (16 << 20)
+    if free < need:
+        raise BrainError("not enough free space in %s for a snapshot of %d MiB: %d MiB free, %d MiB needed"
+                         % (store.root, size >> 20, free >> 20, need >> 20))
+
+
 def take_snapshot(backend, store, snapshot_id, metadata, reason=None, pinned=False, key_fingerprint=None,
                   now=time.monotonic, clock=datetime.utcnow):
     store.ensure()
@@ -85,7 +97,10 @@ def take_snapshot(backend, store, snapshot_id, metadata, reason=None, pinned=Fal
         manifest.update(metadata)
         manifest["duration_seconds"] = round(now() - began, 3)
         store.commit(partial, manifest)
-    except BaseException:
+    except (BrainError, OSError) as exc:
         shutil.rmtree(partial, ignore_errors=True)  # a partial snapshot is never left to look valid
+        raise BrainError("%s; the partial snapshot was removed and nothing was recorded" % exc)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
         raise
     return manifest

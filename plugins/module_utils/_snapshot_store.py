@@ -84,10 +84,10 @@ class SnapshotStore:
         return os.path.join(self.base, check_name("snapshot id", snapshot_id))
 
     def ensure(self):
-        for directory in (self.root, self.base):
-            ensure_dir(directory)  # Engines of one host snapshot in parallel into one store
+        ensure_dir(self.root)  # Engines of one host snapshot in parallel into one store
         if os.path.islink(self.base):
             self.refuse_links(self.base)
+        ensure_dir(self.base)
         os.chmod(self.base, 0o700)
 
     def refuse_links(self, directory):

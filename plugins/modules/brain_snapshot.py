@@ -149,7 +149,7 @@ from ansible_collections.engine_ops.lifecycle.plugins.module_utils._common impor
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._engine_control import DockerEngine
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._errors import EngineDockerError
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._offsite import OffsiteError
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._snapshot import engine_metadata, take_snapshot
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._snapshot import engine_metadata, room_for_snapshot, take_snapshot
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._snapshot_store import (
     StoreError, check_name, entry_path, file_matches, key_fingerprint, new_id, read_manifest, retention_victims)
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._volume_options import VOLUME_BACKENDS
@@ -221,6 +221,11 @@ def main():
             backend.refuse_without_permissions("snapshot", plan)  # in check mode too: the plan must be doable
         except BrainError as exc:
             module.fail_action("check permissions", exc)
+    if plan is None:
+        try:
+            room_for_snapshot(store, backend.size_bytes())
+        except (BrainError, OSError) as exc:
+            module.fail_action("check free space", exc)
     if module.check_mode:
         planned = {"id": snapshot_id, "engine": engine_name, "backend": backend.name, "source": backend.location(),
                    "estimated_size_bytes": backend.size_bytes() if plan is None else backend.sqlite.size_bytes()}

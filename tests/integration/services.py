@@ -10,12 +10,15 @@ import hashlib
 import json
 import os
 import shutil
+import signal
 import socket
 import sqlite3
+import subprocess
 import tempfile
 import threading
 import time
 import uuid
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import docker
@@ -73,6 +76,23 @@ def prefix():
     return "eo-" + uuid.uuid4().hex[:8]
 
 
+@contextmanager
+def sqlite_copy(path):
+    """A connection to a copy of a SQLite brain and its WAL: reading it never touches the live -shm."""
+    scratch = tempfile.mkdtemp(prefix="brain-copy-")
+    try:
+        for suffix in ("", "-wal"):
+            if os.path.exists(path + suffix):
+                shutil.copy2(path + suffix, os.path.join(scratch, "brain.sqlite" + suffix))
+        conn = sqlite3.connect(os.path.join(scratch, "brain.sqlite"))
+        try:
+            yield conn
+        finally:
+            conn.close()
+    finally:
+        shutil.rmtree(scratch)
+
+
 class Brain:
     """Where one Engine's brain lives, and how a test reads it without disturbing the Engine."""
 
@@ -92,19 +112,8 @@ class Brain:
         if self.backend == "postgres":
             with psycopg.connect(self.dsn(), autocommit=True) as conn:
                 return conn.execute(text.replace("?", "%s"), params).fetchall()
-        path = self.sqlite_path(docker_client)
-        scratch = tempfile.mkdtemp(prefix="brain-copy-")
-        try:
-            for suffix in ("", "-wal"):
-                if os.path.exists(path + suffix):
-                    shutil.copy2(path + suffix, os.path.join(scratch, "brain.sqlite" + suffix))
-            conn = sqlite3.connect(os.path.join(scratch, "brain.sqlite"))
-            try:
-                return conn.execute(text, params).fetchall()
-            finally:
-                conn.close()
-        finally:
-            shutil.rmtree(scratch)
+        with sqlite_copy(self.sqlite_path(docker_client)) as conn:
+            return conn.execute(text, params).fetchall()
 
     def columns(self, docker_client, table):
         if self.backend == "postgres":
@@ -336,3 +345,30 @@ def receiver():
     server = Receiver()
     yield server
     server.server.shutdown()
+
+
+def docker_info_answers():
+    return subprocess.run(["docker", "info"], capture_output=True, check=False).returncode == 0
+
+
+def restart_docker_daemon(timeout=120):
+    """Stop the one dockerd with SIGTERM (as a package upgrade or an operator would) and start it again as it was.
+
+    Without live-restore the daemon stops every container on its way down. Returns when `docker info` answers.
+    """
+    pids = subprocess.run(["pgrep", "-x", "dockerd"], capture_output=True, text=True, check=False).stdout.split()
+    assert len(pids) == 1, "expected exactly one dockerd, found %r" % pids
+    pid = int(pids[0])
+    with open("/proc/%d/cmdline" % pid, "rb") as handle:
+        cmdline = [part.decode() for part in handle.read().split(b"\0") if part]
+    os.kill(pid, signal.SIGTERM)
+    wait_for(lambda: not os.path.exists("/proc/%d" % pid), timeout, "dockerd %d to exit" % pid, interval=0.2)
+    start_docker_daemon(cmdline, timeout)
+
+
+def start_docker_daemon(cmdline, timeout=120):
+    log = os.path.join(os.environ.get("ENGINE_OPS_WORK", os.path.join(REPO, ".work")), "dockerd.log")
+    with open(log, "ab") as handle:
+        subprocess.Popen(cmdline, stdout=handle, stderr=handle, stdin=subprocess.DEVNULL,  # pylint: disable=consider-using-with
+                         start_new_session=True)
+    wait_for(docker_info_answers, timeout, "dockerd to answer again", interval=0.5)

@@ -7,6 +7,7 @@ snapshot, the export holds every bad-window row exactly once, the replaced brain
 switched once and the brain swapped once.
 """
 
+import json
 import os
 import signal
 import time
@@ -52,7 +53,12 @@ def run_again_and_check(upgraded, resumed=True):
     row = report_rows(upgraded.work, "rollback")[upgraded.engine.name]
     assert row["result"] in FINISHED, row
     upgraded.assert_rolled_back_once(row["export_dir"])
-    return report
+    return row
+
+
+def exported(row, table="episodes"):
+    with open(os.path.join(row["export_dir"], "%s.jsonl" % table)) as handle:
+        return [json.loads(line)["request_id"] for line in handle]
 
 
 def test_killed_right_after_taking_the_lock(engines, named, prefix, tmp_path, docker_client):
@@ -81,7 +87,7 @@ def test_killed_while_staging_the_snapshot(engines, named, prefix, tmp_path, doc
 def test_killed_while_the_engine_drains(engines, named, prefix, tmp_path, docker_client):
     upgraded = Upgraded(engines, named, prefix, tmp_path, docker_client)
     engine = upgraded.engine
-    engine.late = ["in-flight"]  # a long turn the drain waits for: it completes after the kill
+    # a long turn the drain waits for: it completes after the kill, and the export has it
     thread, result = engine.execute_in_background(message="long", duration=25, request_id="in-flight")
     time.sleep(1)
     proc, dummy = killed_at(upgraded, tmp_path)
@@ -91,7 +97,8 @@ def test_killed_while_the_engine_drains(engines, named, prefix, tmp_path, docker
     assert upgraded.set_aside() == []  # not swapped yet
     thread.join(timeout=60)
     assert result["response"][0] == 200  # the drain let the turn finish although the controller died
-    run_again_and_check(upgraded)
+    row = run_again_and_check(upgraded)
+    assert "in-flight" in exported(row)
 
 
 def test_killed_after_the_swap_before_the_image_switch(engines, named, prefix, tmp_path, docker_client):
