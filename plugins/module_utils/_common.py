@@ -92,6 +92,14 @@ class EngineOpsModule(AnsibleModule):
                                                 params.get("compose_service"))
         except EngineDockerError as exc:
             self.fail_action("find the Engine", exc)
+        if container is None and params.get("container"):
+            from ansible_collections.engine_ops.lifecycle.plugins.module_utils._image_switch import recover_interrupted_switch
+            try:
+                container, note = recover_interrupted_switch(self.docker, params["container"], self.check_mode)
+            except EngineDockerError as exc:
+                self.fail_action("find the Engine", exc)
+            if note:
+                self.warn(note)
         if container is None and required:
             what = ("container %r" % params["container"]) if params.get("container") else (
                 "compose project %r service %r" % (params["compose_project"], params["compose_service"]))

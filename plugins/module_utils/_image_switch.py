@@ -163,6 +163,27 @@ def health_url_problem(container, url, get, now=None):
     return None
 
 
+def recover_interrupted_switch(docker, name, check_mode=False):
+    """Put back an Engine that a switch (or its revert) killed between two renames left without its name.
+
+    Such a run leaves no container named `name` and the old Engine as `<name>-engine_ops-previous` (the new one,
+    if any, as `<name>-engine_ops-next`, which the next switch removes). Renaming the old one back restores the
+    state before the switch. Returns (container, note), or (None, None) when there is nothing to recover; in
+    check mode the old container is returned as it is, and nothing is renamed.
+    """
+    if not name or docker.inspect_container(name) is not None:
+        return None, None
+    aside = docker.inspect_container(name + ASIDE_SUFFIX)
+    if aside is None:
+        return None, None
+    note = ("no container was named %s but %s was: an image switch was interrupted between its renames; "
+            % (name, name + ASIDE_SUFFIX))
+    if check_mode:
+        return aside, note + "it would be renamed back to %s (check mode: not renamed)" % name
+    docker.rename(aside["Id"], name)
+    return docker.inspect_container(name), note + "it was renamed back to %s, as before the switch" % name
+
+
 # -- the switch -------------------------------------------------------------------------------------
 def plan(container, current, target, keep_previous=False):
     name = container["Name"].lstrip("/")

@@ -129,6 +129,17 @@ def test_killed_after_the_image_switch_before_health(engines, named, prefix, tmp
     run_again_and_check(upgraded)
 
 
+def test_killed_between_the_image_switchs_renames(engines, named, prefix, tmp_path, docker_client):
+    """The two renames of a switch are milliseconds apart: killed right after the swap, the state a kill between
+    them leaves is made by hand (the old container renamed aside, stopped, no container under the Engine's name)."""
+    upgraded = Upgraded(engines, named, prefix, tmp_path, docker_client)
+    proc, mark = killed_at(upgraded, tmp_path, "start:Switch the Engine to 2.3.1")
+    wait_killed(proc, mark, "Switch the Engine to")
+    upgraded.container().rename(upgraded.engine.name + "-engine_ops-previous")
+    row = run_again_and_check(upgraded)
+    assert row["result"] in FINISHED
+
+
 @pytest.mark.parametrize("words", ["Record the stage", "Record that the Engine serves healthy"])
 def test_killed_at_the_checkpoints(engines, named, prefix, tmp_path, docker_client, words):
     """The bookkeeping steps themselves: killed right before the checkpoint that would record a phase."""

@@ -29,7 +29,7 @@ SECRET_ENV = {"AD_ENCRYPTION_KEY": ENCRYPTION_KEY, "LLM_API_KEY": LLM_KEY}
 
 
 def verbose_run(inventory, playbook, *args):
-    """The playbook as an operator runs it: default output, -vvv; returns (rc, everything printed)."""
+    """The playbook as an operator runs it: default output, -vvv (and --diff where given); returns (rc, output)."""
     proc = spawn_playbook(inventory, "-vvv", *args, playbook=playbook)
     output = proc.communicate(timeout=900)[0].decode(errors="replace")
     assert "ESTABLISH LOCAL CONNECTION" in output  # really verbose
@@ -82,12 +82,12 @@ def operated(docker_client, pg_params, tmp_path_factory):
         rc, out = verbose_run(inventory, "playbooks/snapshot.yml", "-e", extra)
         outputs.append(out)
         assert rc == 0, out[-3000:]
-        rc, out = verbose_run(inventory, "playbooks/upgrade.yml", "-e", "version=2.4.0", "-e", extra)
+        rc, out = verbose_run(inventory, "playbooks/upgrade.yml", "--diff", "-e", "version=2.4.0", "-e", extra)
         outputs.append(out)
         assert rc == 0, out[-3000:]
         for engine in members:
             engine.execute("bad", request_id="bad-" + engine.name[-6:])
-        rc, out = verbose_run(inventory, "playbooks/rollback.yml", "-e", "version=2.3.1", "-e", extra)
+        rc, out = verbose_run(inventory, "playbooks/rollback.yml", "--diff", "-e", "version=2.3.1", "-e", extra)
         outputs.append(out)
         assert rc == 0, out[-3000:]
         yield {"members": members, "work": work, "outputs": outputs, "secrets": secrets, "receiver": receiver,

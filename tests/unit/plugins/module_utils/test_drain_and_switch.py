@@ -2,8 +2,8 @@ import pytest
 
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._drain import drain, in_flight
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._image_switch import (
-    ASIDE_SUFFIX, NEXT_SUFFIX, SwitchError, image_record, previous_record, read_state, record_switch, resolve_target,
-    state_path, switch, write_state)
+    ASIDE_SUFFIX, NEXT_SUFFIX, SwitchError, image_record, previous_record, read_state, record_switch,
+    recover_interrupted_switch, resolve_target, state_path, switch, write_state)
 
 from fake_docker import FakeDocker
 
@@ -149,3 +149,31 @@ def test_corrupt_state_file_is_refused(tmp_path):
     path.write_text("{not json")
     with pytest.raises(SwitchError, match="not valid JSON"):
         read_state(str(path))
+
+
+def test_a_switch_killed_between_its_renames_is_put_back_and_can_run_again(fake):
+    old = fake.add_container("engine", "engine:2.4.0")
+    current = image_record(fake.images["engine:2.4.0"], "engine:2.4.0")
+    target = image_record(fake.images["engine:2.3.1"], "engine:2.3.1")
+    renames = []
+    real_rename = fake.rename
+
+    def killed_on_the_second(ref, name):
+        renames.append(name)
+        if len(renames) == 2:
+            raise KeyboardInterrupt("the controller died here")
+        real_rename(ref, name)
+    fake.rename = killed_on_the_second
+    with pytest.raises(KeyboardInterrupt):
+        switch(fake, old, current, fake.images["engine:2.4.0"], target, healthy, clock=lambda: "T")
+    fake.rename = real_rename
+    assert fake.by_ref("engine") is None and fake.by_ref("engine" + ASIDE_SUFFIX) and fake.by_ref("engine" + NEXT_SUFFIX)
+
+    seen, note = recover_interrupted_switch(fake, "engine", check_mode=True)
+    assert seen["Id"] == old["Id"] and "would be renamed back" in note and fake.by_ref("engine") is None
+    back, note = recover_interrupted_switch(fake, "engine")
+    assert back["Id"] == old["Id"] and fake.by_ref("engine")["Id"] == old["Id"] and "renamed back to engine" in note
+    assert recover_interrupted_switch(fake, "engine") == (None, None)
+    result = switch(fake, back, current, fake.images["engine:2.4.0"], target, healthy, clock=lambda: "T")
+    assert fake.by_ref("engine")["Id"] == result["container_id"] and fake.by_ref("engine")["Image"] == "sha256:old"
+    assert fake.by_ref("engine" + NEXT_SUFFIX) is None  # the leftover of the killed run was removed
