@@ -28,7 +28,8 @@ def failed_messages(report):
 def test_the_docker_daemon_restarted_mid_rollback(engines, named, prefix, tmp_path, docker_client):
     upgraded = Upgraded(engines, named, prefix, tmp_path, docker_client)
     engine = upgraded.engine
-    thread, dummy = engine.execute_in_background(message="long", duration=8, request_id="in-flight")
+    # a turn longer than the plan takes: the swap's drain waits for it, and the daemon goes away meanwhile
+    thread, dummy = engine.execute_in_background(message="long", duration=45, request_id="in-flight")
     time.sleep(1)
     proc = spawn_playbook(upgraded.inventory, *ROLLBACK)
     try:
@@ -39,7 +40,7 @@ def test_the_docker_daemon_restarted_mid_rollback(engines, named, prefix, tmp_pa
         if not docker_info_answers():
             pytest.fail("dockerd did not come back")
     output = proc.communicate(timeout=600)[0].decode()
-    thread.join(timeout=60)
+    thread.join(timeout=120)
     assert proc.returncode != 0, output[-3000:]
     assert "restore snapshot %s" % upgraded.snapshot_id in output, output[-3000:]  # the failure names the step
     assert upgraded.set_aside() == [], "the brain was swapped although the Engine's stop was not confirmed"
