@@ -49,10 +49,12 @@ def test_online_snapshot_while_turns_run_is_verified_and_private(engines, named,
     key = "ad-key-" + uuid.uuid4().hex
     engine = start(engines, named, prefix, "2.3.1", engines.brain(backend), env={"AD_ENCRYPTION_KEY": key})
     turns(engine, "before", 3)
-    thread, dummy = engine.execute_in_background(message="running during the snapshot", duration=3.0)
+    # a turn far longer than a snapshot takes even on a loaded machine (3 s was not, in a CI run)
+    thread, dummy = engine.execute_in_background(message="running during the snapshot", duration=15.0)
     engine.wait_log("turn started")
     result = run_module("brain_snapshot", brain_args(engine, store, reason="pre-upgrade", pinned=True))
-    thread.join(10)
+    assert thread.is_alive(), "the turn ended before the snapshot did: the test proves nothing"
+    thread.join(30)
     assert result["changed"] and not result.get("failed"), result.get("msg")
     manifest = result["snapshot"]
     assert manifest["row_counts"]["episodes"] == 3  # the in-flight turn was not persisted yet
