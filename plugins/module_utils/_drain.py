@@ -48,7 +48,7 @@ def drain(docker, container, signal="SIGTERM", timeout=30, kill_timeout=10, now=
     does too; the difference is that this reports which turns the kill cut.
     """
     cid = container["Id"]
-    since = _started_at(container)
+    since = started_at(container)
     before = in_flight(docker.log_records(cid, since=since))
     began = now()
     docker.kill(cid, signal)
@@ -76,7 +76,7 @@ def drain(docker, container, signal="SIGTERM", timeout=30, kill_timeout=10, now=
     }
 
 
-def _started_at(container):
+def started_at(container):
     """Unix seconds the container last started (logs before that belong to an earlier run)."""
     text = ((container.get("State") or {}).get("StartedAt") or "")[:19]
     if not text or text.startswith("0001"):

@@ -23,7 +23,7 @@ from datetime import datetime
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._container_spec import recreate_spec, settings_view
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._errors import EngineDockerError
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._files import write_atomic
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._drain import drain
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._drain import drain, started_at
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._health import probe_once
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._version import TargetError, split_reference, target_reference
 
@@ -122,15 +122,6 @@ SEMVER = re.compile(r"^v?(\d+\.\d+\.\d+)")
 UPTIME_TOLERANCE = 30.0  # seconds between the container's start and the Engine's own uptime
 
 
-def started_seconds_ago(container, now=None):
-    started = ((container.get("State") or {}).get("StartedAt") or "")[:19]
-    try:
-        moment = datetime.strptime(started, "%Y-%m-%dT%H:%M:%S")
-    except ValueError:
-        return None
-    return ((now or datetime.utcnow()) - moment).total_seconds()
-
-
 def health_url_problem(container, url, get, now=None):
     """Why `url` cannot be this Engine's /health, or None. Asked once, before anything is changed.
 
@@ -144,7 +135,8 @@ def health_url_problem(container, url, get, now=None):
         return None
     name = container["Name"].lstrip("/")
     sample = probe_once(get, url, 2.0)
-    up = started_seconds_ago(container, now)
+    since = started_at(container)
+    up = None if since is None else (now or time.time()) - since
     if sample["classification"] == "unreachable":
         if up is not None and up > UPTIME_TOLERANCE and "timed out" not in sample["reason"]:
             return ("nothing answers at %s (%s) although container %s has been running for %d s; is the health URL "

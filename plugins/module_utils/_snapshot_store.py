@@ -92,9 +92,7 @@ class SnapshotStore:
 
     def refuse_links(self, directory):
         """The store never follows a symbolic link out of itself: not for the Engine's folder, a snapshot, or a file in it."""
-        found = links_in(directory)
-        if os.path.islink(self.base):
-            found.insert(0, self.base)
+        found = [self.base] if os.path.islink(self.base) else links_in(directory)
         if found:
             raise StoreError("%s is a symbolic link (to %s); the snapshot store never follows links out of itself"
                              % (found[0], os.readlink(found[0])))

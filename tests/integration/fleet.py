@@ -64,9 +64,14 @@ def spawn_playbook(inventory, *args, env=None, playbook="playbooks/rollback.yml"
                             start_new_session=True)
 
 
-def checkpoint_phases(work, engine):
+def checkpoint_entries(work, engine):
+    """The phases of the Engine's rollback checkpoint, each {"phase", "at"}; [] while there is none."""
     try:
         with open(str(work / "state" / ("%s.rollback.json" % engine.name))) as handle:
-            return [p["phase"] for p in json.load(handle)["phases"]]
+            return json.load(handle)["phases"]
     except (IOError, ValueError):
         return []
+
+
+def checkpoint_phases(work, engine):
+    return [p["phase"] for p in checkpoint_entries(work, engine)]

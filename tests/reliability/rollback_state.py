@@ -33,8 +33,9 @@ class Upgraded:
         self.client = docker_client
         members, self.inventory, self.work = fleet(engines, named, prefix, tmp_path, backends=(backend,))
         [self.engine] = members
-        if env:  # the Engine's own settings (start-up time): recreate it with them, same name, same brain
-            self._recreate(engines, env)
+        if env:  # the Engine's own settings (start-up time)
+            self.engine = recreated(engines, self.engine, env)
+            self.engine.wait_healthy()
         if ballast_mb:
             add_ballast(self.engine, ballast_mb)
         rc, report = run_playbook("playbooks/upgrade.yml", self.inventory, "-e", "version=2.4.0")
@@ -47,16 +48,6 @@ class Upgraded:
         self.snapshot_id = open(str(self.store / "ROLLBACK_TARGET")).read().strip()
         self.snapshot_file = str(self.store / self.snapshot_id / "brain.sqlite")
         self.brain_path = self.engine.brain.sqlite_path(docker_client) if backend == "sqlite" else None
-
-    def _recreate(self, engines, env):
-        old = self.engine
-        name = old.name
-        old.container.remove(force=True)
-        fresh = engines.start("2.3.1", old.brain, env=env, port=old.port)
-        fresh.container.rename(name)
-        fresh.name, fresh.kept = name, old.kept
-        fresh.wait_healthy()
-        self.engine = fresh
 
     # -- what a test checks ------------------------------------------------------------------------
     def container(self):
@@ -94,15 +85,29 @@ class Upgraded:
         [aside] = self.set_aside()  # swapped once: one replaced brain, and it is the bad-window brain
         replaced = request_ids(sqlite_rows(aside))
         assert set(self.engine.kept + self.engine.bad) <= set(replaced)
-        with open(os.path.join(export_dir, "episodes.jsonl")) as handle:
-            exported = sorted(json.loads(line)["request_id"] for line in handle)
         in_snapshot = set(request_ids(snapshot))
-        assert exported == sorted(r for r in replaced if r not in in_snapshot), "export incomplete or doubled"
+        assert sorted(exported(export_dir)) == sorted(r for r in replaced if r not in in_snapshot), (
+            "export incomplete or doubled")
         assert len(self.switches_to("engine:2.3.1")) == 1, "the image was switched more than once"
         previous = self.client.containers.get(self.engine.name + "-engine_ops-previous")
         assert previous.image.id == self.client.images.get("engine:2.4.0").id
         results = [e["result"]["result"] for e in ledger(self.work) if e["operation"] == "rollback"]
         assert results and results[-1] in ("rolled_back", "resumed_and_finished"), results
+
+
+def recreated(engines, engine, env):
+    """The same Engine (name, brain, port, 2.3.1) in a new container with `env` added; the old container goes."""
+    engine.container.remove(force=True)
+    fresh = engines.start("2.3.1", engine.brain, env=env, port=engine.port)
+    fresh.container.rename(engine.name)
+    fresh.name, fresh.kept = engine.name, engine.kept
+    return fresh
+
+
+def exported(export_dir, table="episodes"):
+    """Request ids of the exported rows of a table, in file order."""
+    with open(os.path.join(export_dir, "%s.jsonl" % table)) as handle:
+        return [json.loads(line)["request_id"] for line in handle]
 
 
 def add_ballast(engine, megabytes):

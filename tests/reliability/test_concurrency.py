@@ -1,10 +1,8 @@
 """Two rollbacks at once: of one Engine (the second is refused and told who holds the lock), and of different
 Engines on one host (they proceed side by side)."""
 
-import json
-
 from ansible_run import run_playbook
-from fleet import checkpoint_phases, fleet, ledger, spawn_playbook, task_results
+from fleet import checkpoint_entries, checkpoint_phases, fleet, ledger, spawn_playbook, task_results
 from services import wait_for
 
 
@@ -48,8 +46,7 @@ def test_rollbacks_of_different_engines_on_one_host_run_side_by_side(engines, na
     # side by side: from its plan to its all-done, each run's span overlaps the other's
     spans = []
     for engine in members:
-        with open(str(work / "state" / ("%s.rollback.json" % engine.name))) as handle:
-            at = dict((p["phase"], p["at"]) for p in json.load(handle)["phases"])
+        at = dict((p["phase"], p["at"]) for p in checkpoint_entries(work, engine))
         spans.append((at["planned"], at["done"]))
     assert max(s for s, f in spans) < min(f for s, f in spans), spans
     for engine in members:

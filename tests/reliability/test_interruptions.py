@@ -7,7 +7,6 @@ snapshot, the export holds every bad-window row exactly once, the replaced brain
 switched once and the brain swapped once.
 """
 
-import json
 import os
 import signal
 import time
@@ -17,7 +16,7 @@ import requests
 
 from ansible_run import failures, run_playbook
 from fleet import checkpoint_phases, report_rows, spawn_playbook, task_results
-from rollback_state import Upgraded
+from rollback_state import Upgraded, exported
 from services import wait_for
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -54,11 +53,6 @@ def run_again_and_check(upgraded, resumed=True):
     assert row["result"] in FINISHED, row
     upgraded.assert_rolled_back_once(row["export_dir"])
     return row
-
-
-def exported(row, table="episodes"):
-    with open(os.path.join(row["export_dir"], "%s.jsonl" % table)) as handle:
-        return [json.loads(line)["request_id"] for line in handle]
 
 
 def test_killed_right_after_taking_the_lock(engines, named, prefix, tmp_path, docker_client):
@@ -98,7 +92,7 @@ def test_killed_while_the_engine_drains(engines, named, prefix, tmp_path, docker
     thread.join(timeout=60)
     assert result["response"][0] == 200  # the drain let the turn finish although the controller died
     row = run_again_and_check(upgraded)
-    assert "in-flight" in exported(row)
+    assert "in-flight" in exported(row["export_dir"])
 
 
 def test_killed_after_the_swap_before_the_image_switch(engines, named, prefix, tmp_path, docker_client):

@@ -20,6 +20,7 @@ import pytest
 
 from ansible_run import run_module, run_playbook
 from fleet import fleet, report_rows, spawn_playbook
+from rollback_state import recreated
 from services import EngineFactory, Names, Receiver
 
 TOKEN = "hooktoken-" + uuid.uuid4().hex
@@ -61,12 +62,7 @@ def operated(docker_client, pg_params, tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp("secrets")
     try:
         members, inventory, work = fleet(engines, names, prefix, tmp_path, backends=("sqlite", "postgres"))
-        for engine in list(members):  # the same Engines, now with secrets in their environment
-            engine.container.remove(force=True)
-            fresh = engines.start("2.3.1", engine.brain, env=SECRET_ENV, port=engine.port)
-            fresh.container.rename(engine.name)
-            fresh.name, fresh.kept = engine.name, engine.kept
-            members[members.index(engine)] = fresh
+        members = [recreated(engines, engine, SECRET_ENV) for engine in members]  # now with secrets in their env
         for engine in members:
             engine.wait_healthy()
         secrets = {"database password": pg_params["password"], "webhook token": TOKEN,

@@ -227,12 +227,9 @@ class PostgresBackend:
             conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(staged)))
             conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE template0 OWNER {}").format(
                 sql.Identifier(staged), sql.Identifier(self._owner(conn, self.database))))
-        try:
-            self._run(["pg_restore", "--jobs=%d" % self.jobs, "--exit-on-error", "--dbname=%s" % staged,
-                       os.path.join(snapshot_dir, DUMP_DIR)], "pg_restore into %s" % staged)
-        except BrainError:
-            self.discard(staged)
-            raise
+        # a failed restore is discarded by the caller (_restore.stage), whatever the backend
+        self._run(["pg_restore", "--jobs=%d" % self.jobs, "--exit-on-error", "--dbname=%s" % staged,
+                   os.path.join(snapshot_dir, DUMP_DIR)], "pg_restore into %s" % staged)
         self._checkpoint()
         return staged
 
