@@ -1,5 +1,6 @@
 """Shared helpers of the benchmarks: a downtime prober, module runs, timing, peak memory."""
 
+import hashlib
 import json
 import os
 import subprocess
@@ -12,6 +13,9 @@ import _prober  # noqa: E402  (bench/ is on sys.path: the scripts put it there)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
+# Bench Engines run the production way: only the key's SHA-256 in their environment, the key in X-Engine-Key.
+ENGINE_API_KEY = "bench-engine-key"
+ENGINE_KEY_HASH = hashlib.sha256(ENGINE_API_KEY.encode()).hexdigest()
 
 
 class Downtime:

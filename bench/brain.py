@@ -23,7 +23,8 @@ import time
 import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import REPO, Downtime, ansible_module, module_process, sh, timed, wait_healthy  # noqa: E402
+from _common import (ENGINE_API_KEY, ENGINE_KEY_HASH, REPO, Downtime, ansible_module, module_process, sh, timed,  # noqa: E402
+                     wait_healthy)
 from _plot import bars, write  # noqa: E402
 
 CACHE = os.path.join(os.path.expanduser("~"), ".cache", "engine_ops", "bench")
@@ -81,6 +82,7 @@ def sqlite_snapshot(size_mb, rounds, work):
 def engine_on(brain_dir, version, name):
     sh(["docker", "run", "-d", "--name", name, "--network", "host", "--restart", "unless-stopped",
         "-e", "ENGINE_PORT=%d" % PORT, "-e", "ENGINE_BIND=127.0.0.1", "-e", "ENGINE_STARTUP_SECONDS=1",
+        "-e", "ENGINE_KEY_HASH=" + ENGINE_KEY_HASH,
         "-v", "%s:/data" % brain_dir, "engine:%s" % version])
     return wait_healthy("http://127.0.0.1:%d/health" % PORT, 120, "Engine %s to be healthy" % name)
 
@@ -95,7 +97,8 @@ def image_only_downtime(name, url, state, work):
 
 def bad_window(count=3):
     for n in range(count):
-        sh(["curl", "-fsS", "-m", "10", "-X", "POST", "http://127.0.0.1:%d/execute" % PORT, "-d",
+        sh(["curl", "-fsS", "-m", "10", "-X", "POST", "-H", "X-Engine-Key: " + ENGINE_API_KEY,
+            "http://127.0.0.1:%d/execute" % PORT, "-d",
             json.dumps({"message": "bad window %d" % n, "duration_seconds": 0})])
 
 
@@ -224,6 +227,7 @@ def postgres(size_mb, rounds, work):
 
 def engine_on_pg(url, name):
     sh(["docker", "run", "-d", "--name", name, "--network", "host", "-e", "ENGINE_PORT=%d" % PORT,
+        "-e", "ENGINE_KEY_HASH=" + ENGINE_KEY_HASH,
         "-e", "ENGINE_BIND=127.0.0.1", "-e", "ENGINE_STARTUP_SECONDS=1", "-e", "DATABASE_URL=" + url, "engine:2.3.2"])
     return wait_healthy("http://127.0.0.1:%d/health" % PORT, 120, "Engine %s to be healthy" % name)
 

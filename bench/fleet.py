@@ -45,7 +45,8 @@ import urllib.request
 import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import REPO, Downtime, module_process, sh, wait_for, wait_healthy  # noqa: E402
+from _common import (ENGINE_API_KEY, ENGINE_KEY_HASH, REPO, Downtime, module_process, sh, wait_for,  # noqa: E402
+                     wait_healthy)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 BASE_PORT = 19100
@@ -60,7 +61,7 @@ def inventory(work, prefix, size):
     for index in range(size):
         name = "%s-%02d" % (prefix, index + 1)
         hosts[name] = {"engine_port": BASE_PORT + index, "engine_container": name,
-                       "engine_url": "http://127.0.0.1:%d" % (BASE_PORT + index)}
+                       "engine_url": "http://127.0.0.1:%d" % (BASE_PORT + index), "engine_api_key": ENGINE_API_KEY}
     data = {"engines": {"hosts": hosts, "vars": {
         "ansible_connection": "local", "ansible_python_interpreter": sys.executable,
         "engine_image_repository": "engine", "brain_backend": "sqlite",
@@ -139,7 +140,7 @@ class Traffic:
         while not self.stop.is_set():
             body = json.dumps({"message": "in flight during the rollback", "duration_seconds": self.seconds}).encode()
             request = urllib.request.Request(base + "/execute", data=body, headers={
-                "Content-Type": "application/json", "X-Request-ID": TURN_ID})
+                "Content-Type": "application/json", "X-Request-ID": TURN_ID, "X-Engine-Key": ENGINE_API_KEY})
             try:
                 response = urllib.request.urlopen(request, timeout=self.seconds + 120)
             except urllib.error.HTTPError as exc:
@@ -183,6 +184,7 @@ def setup_engine(name, host, bad_version, startup, seed_episodes, store):
         "seed", "--episodes", str(seed_episodes), "--days", "30"])
     run = ["docker", "run", "-d", "--name", name, "--network", "host", "--restart", "unless-stopped",
            "-e", "ENGINE_PORT=%d" % port, "-e", "ENGINE_BIND=127.0.0.1", "-e", "ENGINE_STARTUP_SECONDS=%d" % startup,
+           "-e", "ENGINE_KEY_HASH=" + ENGINE_KEY_HASH,
            "--label", "com.docker.compose.project=" + name, "--label", "com.docker.compose.service=engine",
            "-v", volume + ":/data"]
     health = host["engine_url"] + "/health"
@@ -197,7 +199,7 @@ def setup_engine(name, host, bad_version, startup, seed_episodes, store):
     for turn in range(3):
         body = json.dumps({"message": "bad window %d" % turn, "duration_seconds": 0}).encode()
         request = urllib.request.Request(host["engine_url"] + "/execute", data=body,
-                                         headers={"Content-Type": "application/json"})
+                                         headers={"Content-Type": "application/json", "X-Engine-Key": ENGINE_API_KEY})
         with urllib.request.urlopen(request, timeout=30) as response:
             response.read()
 

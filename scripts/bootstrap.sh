@@ -46,6 +46,10 @@ for tool in mmdebstrap:mmdebstrap zstd:zstd shellcheck:shellcheck curl:curl rsvg
 done
 command -v pg_ctlcluster >/dev/null 2>&1 || missing+=(postgresql)
 "$PYTHON" -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
+# Debian's own Python can load SQLite extensions (sqlite-vec); it runs the brain tests a second time.
+EXT_PYTHON=${EXT_PYTHON:-/usr/bin/python3}
+[ -x "$EXT_PYTHON" ] || missing+=(python3)
+"$EXT_PYTHON" -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
 if [ ${#missing[@]} -gt 0 ]; then
   say "installing ${missing[*]}"
   apt-get update -qq
@@ -121,6 +125,20 @@ if [ "$(cat "$VENV/.stamp" 2>/dev/null)" != "$stamp" ]; then
   echo "$stamp" >"$VENV/.stamp"
 fi
 
+# A second virtualenv on a Python whose sqlite3 can load extensions: the reference Engine's unit tests and
+# the brain tests run there with sqlite-vec loaded, while the main venv's Python cannot load it (as on many hosts).
+"$EXT_PYTHON" -c 'import sqlite3; sqlite3.connect(":memory:").enable_load_extension(True)' 2>/dev/null \
+  || die "$EXT_PYTHON cannot load SQLite extensions; set EXT_PYTHON to a Python that can (Debian's /usr/bin/python3 does)"
+EXT_VENV=$WORK/venv-ext
+ext_stamp=$(cat "$REPO/constraints-dev.txt" <("$EXT_PYTHON" -V 2>&1) | sha256sum | cut -c1-16)
+if [ "$(cat "$EXT_VENV/.stamp" 2>/dev/null)" != "$ext_stamp" ]; then
+  say "creating virtualenv $EXT_VENV on $EXT_PYTHON (loads SQLite extensions)"
+  rm -rf "$EXT_VENV"
+  "$EXT_PYTHON" -m venv "$EXT_VENV"
+  "$EXT_VENV/bin/pip" install -q pytest pytest-xdist sqlite-vec -c "$REPO/constraints-dev.txt"
+  echo "$ext_stamp" >"$EXT_VENV/.stamp"
+fi
+
 # -- dependency collections from PyPI (Galaxy is not reachable) ------------------------------------
 COLL=$WORK/collections
 COLL_WANTED="community/docker/ community/postgresql/ ansible/posix/ amazon/aws/ google/cloud/ awx/awx/"
@@ -167,6 +185,7 @@ export ANSIBLE_COLLECTIONS_PATH='$COLL'
 export PIP_CONFIG_FILE=/dev/null PIP_DISABLE_PIP_VERSION_CHECK=1
 export ENGINE_OPS_PG_HOST=127.0.0.1 ENGINE_OPS_PG_PORT='$PG_PORT' ENGINE_OPS_PG_USER=engine_ops
 export ENGINE_OPS_PG_PASSWORD='$PG_PASSWORD'
+export ENGINE_OPS_EXT_PYTHON='$EXT_VENV/bin/python'
 ENV
 chmod 600 "$WORK/env.sh"
 say "ready: docker $(docker version --format '{{.Server.Version}}'), PostgreSQL $PG_VER on 127.0.0.1:$PG_PORT, venv $VENV"

@@ -46,11 +46,28 @@ def run(cmd, cwd=REPO, env=None, log_name=None):
     return proc.returncode, output
 
 
-def pytest_layer(layer, paths, extra=()):
+# Brain tests that run a second time in the venv on a Python that loads SQLite extensions (sqlite-vec), and the
+# reference Engine's own unit tests, which need the extension as the Engine does in its image.
+EXT_UNIT_PATHS = ["tests/unit/reference_engine", "tests/unit/plugins/module_utils/test_sqlite_vec_brain.py",
+                  "tests/unit/plugins/module_utils/test_snapshot_store_and_sqlite.py"]
+
+
+def unit():
+    main = pytest_layer("unit", ["tests/unit"], ["--ignore", "tests/unit/reference_engine"])
+    ext_python = os.environ.get("ENGINE_OPS_EXT_PYTHON")
+    if not ext_python or not os.path.exists(ext_python):
+        return Result("unit", main.passed, main.failed + 1, "ENGINE_OPS_EXT_PYTHON is missing: run scripts/bootstrap.sh")
+    ext = pytest_layer("unit-ext", EXT_UNIT_PATHS, python=ext_python)
+    return Result("unit", main.passed + ext.passed, main.failed + ext.failed,
+                  "%d in the main venv (no SQLite extensions), %d on %s (loads sqlite-vec)%s"
+                  % (main.passed, ext.passed, ext_python, "; " + main.note if main.note else ""))
+
+
+def pytest_layer(layer, paths, extra=(), python=sys.executable):
     junit = os.path.join(REPORTS, layer + ".xml")
     if os.path.exists(junit):
         os.unlink(junit)
-    cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "--junitxml", junit]
+    cmd = [python, "-m", "pytest", "-p", "no:cacheprovider", "-q", "--junitxml", junit]
     rc, dummy = run(cmd + list(extra) + list(paths), log_name=layer + ".log")
     if rc == 5 or not os.path.exists(junit):
         return Result(layer, 0, 1, "pytest collected no tests (exit %d): the setup is broken" % rc)
@@ -141,7 +158,7 @@ def main(argv):
     if unknown:
         sys.exit("run_tests.py: unknown layer(s) %s; choose from %s or all" % (", ".join(unknown), ", ".join(LAYERS)))
     actions = {
-        "unit": lambda: pytest_layer("unit", ["tests/unit"]),
+        "unit": unit,
         "sanity": sanity,
         "lint": lint,
         "integration": lambda: pytest_layer("integration", ["tests/integration"], ["-n", "2"]),

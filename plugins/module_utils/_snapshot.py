@@ -13,7 +13,7 @@ import threading
 import time
 from datetime import datetime
 
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.base import BrainError
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.base import BrainError, brain_reads
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._files import fsync_path
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._snapshot_store import FORMAT, file_entries
 
@@ -94,6 +94,8 @@ def take_snapshot(backend, store, snapshot_id, metadata, reason=None, pinned=Fal
             "row_counts": dict((t, info["rows"]) for t, info in description["tables"].items()),
             "reason": reason, "pinned": bool(pinned), "encryption_key_fingerprint": key_fingerprint,
         }
+        if brain_reads(description):
+            manifest["brain_reads"] = brain_reads(description)
         manifest.update(metadata)
         manifest["duration_seconds"] = round(now() - began, 3)
         store.commit(partial, manifest)

@@ -147,13 +147,21 @@ health:
   description: Health of the Engine after it was started again.
   returned: when O(container) and O(health_url) are set
   type: dict
+brain_reads:
+  description:
+    - How the SQLite brain's virtual tables were read; null for a brain without any. C(vec0) is V(extension) when
+      this Python loaded sqlite-vec (the C(sqlite-vec) package beside the module), V(shadow tables) when it could
+      not (C(reason) says why); C(fts5) says whether SQLite has FTS5; C(tables) names each virtual table's module
+      and how it was read. Both ways give the same rows, counts and fingerprints.
+  returned: when a SQLite or PostgreSQL snapshot was chosen
+  type: dict
 """
 
 import json
 import os
 import time
 
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.base import BrainError
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.base import BrainError, brain_reads
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._common import BrainModule
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._engine_control import DockerEngine
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._errors import EngineDockerError
@@ -211,7 +219,7 @@ def main():
         live = backend.describe()
     except (StoreError, RestoreError, BrainError, OffsiteError) as exc:
         module.fail_action("preflight of snapshot %s" % snapshot_id, exc)
-    result = {"plan": the_plan, "snapshot": snapshot_id, "fetched": fetched}
+    result = {"plan": the_plan, "snapshot": snapshot_id, "fetched": fetched, "brain_reads": brain_reads(live)}
     # A brain swapped in by an earlier (perhaps interrupted) run is reported with that run's export and aside,
     # even when it still equals the snapshot row for row.
     restored = already_restored(backend, store.path(snapshot_id))

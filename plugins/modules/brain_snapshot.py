@@ -125,7 +125,9 @@ EXAMPLES = r"""
 
 RETURN = r"""
 snapshot:
-  description: The snapshot's manifest (check mode returns the planned id, backend and source).
+  description:
+    - The snapshot's manifest (check mode returns the planned id, backend and source). For a SQLite brain with vec0 or
+      FTS5 virtual tables, C(brain_reads) says how they were read (through sqlite-vec or from their shadow tables).
   returned: when O(state=present)
   type: dict
   sample: {"id": "20261128T100000.000000Z", "backend": "sqlite", "size_bytes": 10485760, "pinned": true}

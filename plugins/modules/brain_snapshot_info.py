@@ -72,12 +72,13 @@ rollback_target:
   returned: always
   type: str
 live:
-  description: Schema fingerprint and rows per table of the live brain.
+  description: Schema fingerprint, rows per table of the live brain, and C(brain_reads) (how its vec0 and FTS5
+    virtual tables were read, as brain_restore returns it).
   returned: when O(compare_live=true)
   type: dict
 """
 
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.base import BrainError
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.base import BrainError, brain_reads
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.cloud import manifest_from_labels
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._common import BrainModule
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._offsite import OffsiteError
@@ -107,7 +108,8 @@ def main():
         except BrainError as exc:
             module.fail_action("describe the live brain", exc)
         result["live"] = {"fingerprint": live["fingerprint"],
-                          "row_counts": dict((t, i["rows"]) for t, i in live["tables"].items())}
+                          "row_counts": dict((t, i["rows"]) for t, i in live["tables"].items()),
+                          "brain_reads": brain_reads(live)}
     snapshots = []
     for manifest in store.list():
         if p["id"] and manifest["id"] != p["id"]:

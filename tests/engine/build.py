@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import zipfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SPEC = os.path.join(HERE, "builds.json")
@@ -78,10 +79,37 @@ def ensure_base(spec, cache_dir, log):
     return image_id(ref)
 
 
-def render_context(build, spec, base_id, directory):
+def ensure_sqlite_vec(version, cache_dir, log=print):
+    """The `sqlite_vec` package (loadable vec0 extension) from PyPI's wheel, unpacked once into the cache."""
+    target = os.path.join(cache_dir, "sqlite_vec-%s" % version)
+    if os.path.isfile(os.path.join(target, "sqlite_vec", "__init__.py")):
+        return os.path.join(target, "sqlite_vec")
+    os.makedirs(cache_dir, exist_ok=True)
+    log("downloading the sqlite-vec %s wheel from PyPI" % version)
+    with tempfile.TemporaryDirectory(prefix="sqlite-vec-") as download:
+        proc = subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:",
+                               "sqlite-vec==%s" % version, "-d", download], capture_output=True, text=True,
+                              check=False)
+        wheels = [n for n in os.listdir(download) if n.endswith(".whl")]
+        if proc.returncode != 0 or not wheels:
+            sys.exit("build.py: cannot download sqlite-vec==%s from PyPI; nothing was built:\n%s"
+                     % (version, proc.stderr))
+        partial = target + ".partial"
+        shutil.rmtree(partial, ignore_errors=True)
+        with zipfile.ZipFile(os.path.join(download, wheels[0])) as wheel:
+            wheel.extractall(partial, [n for n in wheel.namelist() if n.startswith("sqlite_vec/")])
+        shutil.rmtree(target, ignore_errors=True)
+        os.replace(partial, target)
+    return os.path.join(target, "sqlite_vec")
+
+
+def render_context(build, spec, base_id, directory, sqlite_vec_dir=None):
     """Write the build context; return its content hash (the cache key)."""
     shutil.copytree(SOURCE, os.path.join(directory, "engine"),
                     ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    if sqlite_vec_dir:  # the vec0 extension every Engine loads into its brain connections
+        shutil.copytree(sqlite_vec_dir, os.path.join(directory, "sqlite_vec"),
+                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     migrations = os.path.join(directory, "engine", "migrations")
     for name in os.listdir(migrations):
         if name[:4] > build["schema"]:
@@ -114,13 +142,14 @@ def build_all(only=None, cache_dir=None, log=print):
     spec = load_spec()
     cache_dir = cache_dir or os.path.join(os.path.expanduser("~"), ".cache", "engine_ops")
     base_id = ensure_base(spec, cache_dir, log)
+    vec_dir = ensure_sqlite_vec(spec["sqlite_vec"], cache_dir, log)
     built, cached = [], []
     for build in spec["builds"]:
         if only and build["tag"] not in only:
             continue
         ref = "%s:%s" % (spec["repository"], build["tag"])
         with tempfile.TemporaryDirectory(prefix="engine-ctx-") as ctx:
-            build_hash = render_context(build, spec, base_id, ctx)
+            build_hash = render_context(build, spec, base_id, ctx, vec_dir)
             if image_label(ref, "engine_ops.reference.build_hash") == build_hash:
                 cached.append(ref)
                 continue

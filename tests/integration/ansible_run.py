@@ -56,13 +56,17 @@ def failures(report):
             if stats["failures"] or stats["unreachable"]}
 
 
-def run_module(module, args, check=False, diff=False, timeout=600):
-    """Run one module of the collection on localhost through the `ansible` CLI; return its result."""
+def run_module(module, args, check=False, diff=False, timeout=600, interpreter=None):
+    """Run one module of the collection on localhost through the `ansible` CLI; return its result.
+
+    `interpreter` is the Python that runs the module (default: the controller's own).
+    """
     env = dict(os.environ, ANSIBLE_LOAD_CALLBACK_PLUGINS="1", ANSIBLE_STDOUT_CALLBACK="ansible.posix.json",
                ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"), ANSIBLE_NOCOLOR="1")
     cmd = ["ansible", "localhost", "-m", "engine_ops.lifecycle." + module, "-a", json.dumps(args)]
     cmd += ["--check"] if check else []
     cmd += ["--diff"] if diff else []
+    cmd += ["-e", "ansible_python_interpreter=" + interpreter] if interpreter else []
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout, check=False)
     try:
         report = json.loads(proc.stdout)

@@ -9,6 +9,7 @@ import subprocess
 import uuid
 
 from ansible_run import REPO, write_inventory
+from services import ENGINE_API_KEY
 
 
 def fleet(engines, named, prefix, tmp_path, backends=("sqlite", "sqlite", "postgres"), version="2.3.1"):
@@ -25,7 +26,7 @@ def fleet(engines, named, prefix, tmp_path, backends=("sqlite", "sqlite", "postg
         engine.kept = ["kept-%s-%d" % (engine.name[-6:], n) for n in range(3)]
         for rid in engine.kept:
             engine.execute(rid, request_id=rid)
-        hosts[engine.name] = {"engine_container": engine.name, "engine_url": engine.url,
+        hosts[engine.name] = {"engine_container": engine.name, "engine_url": engine.url, "engine_api_key": ENGINE_API_KEY,
                               "brain_backend": engine.brain.backend}
     work = tmp_path / "work"
     inventory = write_inventory(tmp_path, "engines", hosts, group_vars={

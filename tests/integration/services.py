@@ -29,6 +29,11 @@ from psycopg import sql
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 ENGINE_REPOSITORY = "engine"
+# Every test Engine runs the production way: only the key's SHA-256 (ENGINE_KEY_HASH) is in its environment,
+# and callers send the key in X-Engine-Key (playbooks get it as engine_api_key).
+ENGINE_API_KEY = "eo-test-key-" + uuid.uuid4().hex
+ENGINE_KEY_HASH = hashlib.sha256(ENGINE_API_KEY.encode()).hexdigest()
+AUTH = {"X-Engine-Key": ENGINE_API_KEY}
 BOTH_BACKENDS = pytest.mark.parametrize("backend", ["sqlite", "postgres"])
 
 
@@ -164,8 +169,8 @@ class Engine:
         return wait_for(lambda: self.health()[1].get("status") == status, timeout, "status %s" % status)
 
     def execute(self, message="hello", duration=0.0, headers=None, request_id=None):
-        """Run one turn; returns (http_status, list of streamed events or the error document)."""
-        hdrs = dict(headers or {})
+        """Run one turn with the Engine key; returns (http_status, list of streamed events or the error document)."""
+        hdrs = dict(AUTH, **(headers or {}))
         if request_id:
             hdrs["X-Request-ID"] = request_id
         response = requests.post(self.url + "/execute", json={"message": message, "duration_seconds": duration},
@@ -245,7 +250,8 @@ class EngineFactory:
 
     def start(self, version, brain, env=None, port=None):
         port = port or free_port()
-        environment = {"ENGINE_PORT": str(port), "ENGINE_BIND": "127.0.0.1", "ENGINE_STARTUP_SECONDS": "0.2"}
+        environment = {"ENGINE_PORT": str(port), "ENGINE_BIND": "127.0.0.1", "ENGINE_STARTUP_SECONDS": "0.2",
+                       "ENGINE_KEY_HASH": ENGINE_KEY_HASH}
         if brain.backend == "postgres":
             environment["DATABASE_URL"] = brain.dsn()
         environment.update(env or {})
@@ -298,7 +304,7 @@ def named_engines(engines, named, prefix, count, version, backend="sqlite"):
         engine.container.rename(engine.name)
         named(engine.name)
         members.append(engine)
-        hosts[engine.name] = {"engine_container": engine.name, "engine_url": engine.url}
+        hosts[engine.name] = {"engine_container": engine.name, "engine_url": engine.url, "engine_api_key": ENGINE_API_KEY}
     for engine in members:
         engine.wait_healthy()
     return members, hosts

@@ -8,6 +8,7 @@ import requests
 
 from ansible_run import failures, run_playbook, write_inventory
 from fleet import episodes, fleet, ledger, report_rows, task_results
+from services import AUTH, ENGINE_API_KEY
 
 
 def upgraded_to(engines, named, prefix, tmp_path, version, backends=("sqlite",)):
@@ -116,13 +117,13 @@ def test_calls_to_external_mcp_servers_in_the_bad_window_are_reported(engines, n
     engine.wait_healthy()
     work = tmp_path / "work"
     inventory = write_inventory(tmp_path, "engines", {engine.name: {
-        "engine_container": engine.name, "engine_url": engine.url, "engine_snapshot_store": str(work / "store"),
+        "engine_container": engine.name, "engine_url": engine.url, "engine_api_key": ENGINE_API_KEY, "engine_snapshot_store": str(work / "store"),
         "engine_state_dir": str(work / "state"), "engine_ledger_path": str(work / "ledger.jsonl"),
         "engine_report_dir": str(work / "reports"), "upgrade_watch_seconds": 0}})
     assert run_playbook("playbooks/upgrade.yml", inventory, "-e", "version=2.4.0")[0] == 0
     for n, calls in enumerate([[{"server": "mcp-files", "tool": "read_file"}], [], [{"server": "mcp-files", "tool": "write_file"}]]):
         response = requests.post(engine.url + "/execute", json={"message": "m%d" % n, "tool_calls": calls},
-                                 headers={"X-Request-ID": "bad-%d" % n}, timeout=60)
+                                 headers=dict(AUTH, **{"X-Request-ID": "bad-%d" % n}), timeout=60)
         assert response.status_code == 200
     rc, report = run_playbook("playbooks/rollback.yml", inventory, "-e", "version=2.3.1", "-e", "reason=test")
     assert rc == 0 and not failures(report), report["stats"]

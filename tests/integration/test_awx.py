@@ -107,7 +107,7 @@ def test_the_apply_playbook_uses_only_options_the_awx_modules_document():
         unknown = sorted(set(task[module]) - set(documented))
         assert unknown == [], (module, unknown)
         seen += 1
-    assert seen == 5
+    assert seen == 6
     env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"))
     subprocess.run(["ansible-playbook", "--syntax-check", os.path.join(AWX_DIR, "apply.yml")], check=True, env=env,
                    cwd=REPO, capture_output=True)
@@ -166,10 +166,17 @@ def test_a_rollback_job_with_survey_answers_returns_its_artifacts(engines, named
 
 def test_a_drill_job_with_survey_answers_returns_its_artifacts(engines, named, prefix, tmp_path):
     members, hosts, group_vars, work = fleet(engines, named, prefix, tmp_path, 1, "2.3.1")
+    key = hosts[members[0].name].pop("engine_api_key")  # not in the inventory: the Engine API key credential injects it
     answers = {"production_version": "2.3.1", "broken_version": "2.4.0-broken-errors", "drill_rto_budget": 600,
                "drill_seed_turns": 4}
-    result, artifacts = awx_job(tmp_path, "drill.yml", hosts, "staging", answers, group_vars)
+    with open(os.path.join(AWX_DIR, "objects.yml")) as handle:
+        injectors = yaml.safe_load(handle.read().replace("!unsafe ", ""))["engine_ops_awx"][
+            "engine_key_credential_type"]["injectors"]["extra_vars"]
+    assert injectors == {"engine_api_key": "{{ engine_api_key }}"}
+    result, artifacts = awx_job(tmp_path, "drill.yml", hosts, "staging", dict(answers, engine_api_key=key),
+                                group_vars)
     assert result.status == "successful", result.stdout.read()[-3000:]
+    assert key not in open(result.stdout.name).read()  # the turns carried it; the job output does not
     row = artifacts["engine_ops_drill"][members[0].name]
     assert row["result"] == "passed" and row["verdict"] == "rollback" and row["snapshot"]
     settings = artifacts["engine_ops_drill_settings"]

@@ -1,5 +1,11 @@
-"""brain_snapshot, brain_snapshot_info and brain_restore on real reference Engines, SQLite and PostgreSQL."""
+"""brain_snapshot, brain_snapshot_info and brain_restore on real reference Engines, SQLite and PostgreSQL.
 
+SQLite brains are the real Engine's kind (sqlite-vec vec0 and FTS5 tables); their tests run the modules twice:
+under the controller's Python, which cannot load SQLite extensions (vec0 read from shadow tables), and under
+Debian's Python with sqlite-vec installed (vec0 read through the extension).
+"""
+
+import base64
 import json
 import os
 import stat
@@ -8,7 +14,10 @@ import uuid
 import pytest
 
 from ansible_run import run_module
-from conftest import BOTH_BACKENDS
+EXT_PYTHON = os.environ.get("ENGINE_OPS_EXT_PYTHON")
+# (backend, the Python that runs the modules: None is the controller's)
+BRAINS = pytest.mark.parametrize("backend, python", [("sqlite", None), ("sqlite", EXT_PYTHON), ("postgres", None)],
+                                 ids=["sqlite-shadow-tables", "sqlite-vec-extension", "postgres"])
 
 CONTRACT_TABLES = (
     "episodes", "episodes_vec", "knowledge_store", "knowledge_store_vec", "social_graph_nodes", "social_graph_edges",
@@ -44,20 +53,26 @@ def turns(engine, tag, count):
     return ids
 
 
-@BOTH_BACKENDS
-def test_online_snapshot_while_turns_run_is_verified_and_private(engines, named, prefix, backend, store):
+@BRAINS
+def test_online_snapshot_while_turns_run_is_verified_and_private(engines, named, prefix, backend, python, store):
     key = "ad-key-" + uuid.uuid4().hex
     engine = start(engines, named, prefix, "2.3.1", engines.brain(backend), env={"AD_ENCRYPTION_KEY": key})
     turns(engine, "before", 3)
     # a turn far longer than a snapshot takes even on a loaded machine (3 s was not, in a CI run)
     thread, dummy = engine.execute_in_background(message="running during the snapshot", duration=15.0)
     engine.wait_log("turn started")
-    result = run_module("brain_snapshot", brain_args(engine, store, reason="pre-upgrade", pinned=True))
+    result = run_module("brain_snapshot", interpreter=python, args=brain_args(engine, store, reason="pre-upgrade", pinned=True))
     assert thread.is_alive(), "the turn ended before the snapshot did: the test proves nothing"
     thread.join(30)
     assert result["changed"] and not result.get("failed"), result.get("msg")
     manifest = result["snapshot"]
     assert manifest["row_counts"]["episodes"] == 3  # the in-flight turn was not persisted yet
+    if backend == "sqlite":  # the real Engine's brain: vec0 and FTS5 tables, counted as rows of their own
+        assert manifest["brain_reads"]["vec0"] == ("extension" if python else "shadow tables")
+        assert manifest["brain_reads"]["tables"]["episodes_vec"]["module"] == "vec0"
+        assert manifest["row_counts"]["episodes_vec"] == 3 and manifest["row_counts"]["episodes_fts"] == 3
+    else:
+        assert "brain_reads" not in manifest
     for field in ("id", "created_at", "engine_image", "engine_version", "backend", "size_bytes", "files",
                   "schema_fingerprint", "row_counts", "reason", "pinned", "encryption_key_fingerprint",
                   "duration_seconds"):
@@ -68,39 +83,39 @@ def test_online_snapshot_while_turns_run_is_verified_and_private(engines, named,
     assert stat.S_IMODE(os.stat(os.path.join(store, engine.name)).st_mode) == 0o700
     for entry in manifest["files"]:
         assert stat.S_IMODE(os.stat(os.path.join(directory, entry["name"])).st_mode) == 0o600
-    info = run_module("brain_snapshot_info", brain_args(engine, store, verify=True, compare_live=True))
+    info = run_module("brain_snapshot_info", interpreter=python, args=brain_args(engine, store, verify=True, compare_live=True))
     assert [(s["id"], s["valid"], s["data_rollback_required"]) for s in info["snapshots"]] == [
         (manifest["id"], True, False)]
 
 
-@BOTH_BACKENDS
-def test_data_rollback_after_a_forward_only_migration(engines, named, prefix, backend, store, docker_client):
+@BRAINS
+def test_data_rollback_after_a_forward_only_migration(engines, named, prefix, backend, python, store, docker_client):
     engine = start(engines, named, prefix, "2.3.1", engines.brain(backend))
     kept = turns(engine, "kept", 4)
-    snap = run_module("brain_snapshot", brain_args(engine, store, pinned=True, rollback_target=True))["snapshot"]
+    snap = run_module("brain_snapshot", interpreter=python, args=brain_args(engine, store, pinned=True, rollback_target=True))["snapshot"]
 
-    upgrade = run_module("engine_image", {"container": engine.name, "version": "2.4.0",
-                                          "health_url": engine.url + "/health", "state_dir": store + "-state"})
+    upgrade = run_module("engine_image", interpreter=python, args={
+        "container": engine.name, "version": "2.4.0", "health_url": engine.url + "/health", "state_dir": store + "-state"})
     assert upgrade["changed"] and not upgrade.get("failed"), upgrade.get("msg")
     bad = turns(engine, "bad-window", 3)
-    info = run_module("brain_snapshot_info", brain_args(engine, store, compare_live=True))
+    info = run_module("brain_snapshot_info", interpreter=python, args=brain_args(engine, store, compare_live=True))
     target = [s for s in info["snapshots"] if s["id"] == info["rollback_target"]][0]
     assert target["data_rollback_required"]
     assert "importance" in target["schema_diff"]["columns"]["episodes"]["only_live"]
     assert "memory_consolidations" in target["schema_diff"]["tables_only_live"]
     live_counts = info["live"]["row_counts"]
 
-    staged = run_module("brain_restore", brain_args(engine, store, phase="stage"))  # Engine still serving
+    staged = run_module("brain_restore", interpreter=python, args=brain_args(engine, store, phase="stage"))  # Engine still serving
     assert staged["changed"] and not staged.get("failed"), staged.get("msg")
     assert engine.health()[0] == 200
-    refused = run_module("brain_restore", {"store": store, "engine": engine.name, "backend": backend, "phase": "swap",
-                                           **({"sqlite_path": engine.brain.sqlite_path(docker_client)}
-                                              if backend == "sqlite" else _pg(engine))})
+    refused = run_module("brain_restore", interpreter=python, args={
+        "store": store, "engine": engine.name, "backend": backend, "phase": "swap",
+        **({"sqlite_path": engine.brain.sqlite_path(docker_client)} if backend == "sqlite" else _pg(engine))})
     assert refused.get("failed") and "in use by" in refused["msg"]
     assert engine.health()[0] == 200
 
-    assert run_module("engine_drain", {"container": engine.name})["drain"]["clean"]
-    swapped = run_module("brain_restore", brain_args(engine, store, phase="swap"))
+    assert run_module("engine_drain", interpreter=python, args={"container": engine.name})["drain"]["clean"]
+    swapped = run_module("brain_restore", interpreter=python, args=brain_args(engine, store, phase="swap"))
     assert swapped["changed"] and swapped["verified"], swapped.get("msg")
     assert swapped["timings"]["swap"] < 5  # sanity bound only; the benchmark measures it
 
@@ -109,17 +124,26 @@ def test_data_rollback_after_a_forward_only_migration(engines, named, prefix, ba
         if table in CONTRACT_TABLES or table == "memory_consolidations":
             assert exported.get(table, 0) == count - snap["row_counts"].get(table, 0), table
     with open(os.path.join(swapped["export_dir"], "episodes.jsonl")) as handle:
-        assert sorted(json.loads(line)["request_id"] for line in handle) == sorted(bad)
+        bad_rows = [json.loads(line) for line in handle]
+    assert sorted(r["request_id"] for r in bad_rows) == sorted(bad)
+    with open(os.path.join(swapped["export_dir"], "episodes_vec.jsonl")) as handle:  # embeddings kept exactly
+        vectors = [json.loads(line) for line in handle]
+    assert sorted(v["episode_id"] for v in vectors) == sorted(r["id"] for r in bad_rows)
+    if backend == "sqlite":
+        assert swapped["brain_reads"]["vec0"] == ("extension" if python else "shadow tables")
+        assert all(len(base64.b64decode(v["embedding"]["base64"])) == 6144 for v in vectors)
+    else:
+        assert all(len(v["embedding"]) == 1536 for v in vectors)
 
-    back = run_module("engine_image", {"container": engine.name, "version": "2.3.1",
-                                       "health_url": engine.url + "/health", "state_dir": store + "-state"})
+    back = run_module("engine_image", interpreter=python, args={
+        "container": engine.name, "version": "2.3.1", "health_url": engine.url + "/health", "state_dir": store + "-state"})
     assert back["changed"] and not back.get("failed"), back.get("msg")
     engine.wait_healthy()
     assert engine.health()[1]["version"] == "2.3.1"
     assert sorted(r[1] for r in engine.rows("episodes")) == sorted(kept)
 
-    undo = run_module("brain_restore", brain_args(engine, store, undo=swapped["aside"],
-                                                  health_url=engine.url + "/health"))
+    undo = run_module("brain_restore", interpreter=python,
+                      args=brain_args(engine, store, undo=swapped["aside"], health_url=engine.url + "/health"))
     assert undo["changed"] and not undo.get("failed"), undo.get("msg")
     assert sorted(r[1] for r in engine.rows("episodes")) == sorted(kept + bad)
 
@@ -130,12 +154,12 @@ def _pg(engine):
             "pg_database": engine.brain.database}
 
 
-@BOTH_BACKENDS
+@BRAINS
 @pytest.mark.parametrize("damage", ["snapshot", "manifest"])
-def test_a_flipped_byte_is_refused_in_preflight(engines, named, prefix, backend, store, docker_client, damage):
+def test_a_flipped_byte_is_refused_in_preflight(engines, named, prefix, backend, python, store, docker_client, damage):
     engine = start(engines, named, prefix, "2.3.1", engines.brain(backend))
     turns(engine, "a", 2)
-    snap = run_module("brain_snapshot", brain_args(engine, store))["snapshot"]
+    snap = run_module("brain_snapshot", interpreter=python, args=brain_args(engine, store))["snapshot"]
     turns(engine, "b", 2)
     directory = os.path.join(store, engine.name, snap["id"])
     victim = os.path.join(directory, "manifest.json" if damage == "manifest" else
@@ -147,22 +171,22 @@ def test_a_flipped_byte_is_refused_in_preflight(engines, named, prefix, backend,
         handle.write(bytes([byte[0] ^ 0xFF]))
     engine.container.stop(timeout=30)  # a stopped Engine: the brain's bytes stay still to be compared
     before = engine.brain.checksum(docker_client)
-    result = run_module("brain_restore", brain_args(engine, store, id=snap["id"]))
+    result = run_module("brain_restore", interpreter=python, args=brain_args(engine, store, id=snap["id"]))
     assert result.get("failed") and not result["changed"]
     assert "does not match" in result["msg"] and result["msg"].endswith("nothing was changed")
     assert engine.brain.checksum(docker_client) == before
 
 
-@BOTH_BACKENDS
-def test_check_mode_plans_and_touches_nothing(engines, named, prefix, backend, store, docker_client):
+@BRAINS
+def test_check_mode_plans_and_touches_nothing(engines, named, prefix, backend, python, store, docker_client):
     engine = start(engines, named, prefix, "2.3.1", engines.brain(backend))
     turns(engine, "a", 2)
-    snap = run_module("brain_snapshot", brain_args(engine, store))["snapshot"]
+    snap = run_module("brain_snapshot", interpreter=python, args=brain_args(engine, store))["snapshot"]
     turns(engine, "bad", 3)
     engine.container.stop(timeout=30)
     before = engine.brain.checksum(docker_client)
     listing = sorted(os.listdir(os.path.join(store, engine.name, snap["id"])))
-    result = run_module("brain_restore", brain_args(engine, store, id=snap["id"]), check=True)
+    result = run_module("brain_restore", interpreter=python, args=brain_args(engine, store, id=snap["id"]), check=True)
     assert result["changed"] and result["plan"]["rows_to_export"]["episodes"] == 3
     assert result["plan"]["snapshot"] == snap["id"] and result["plan"]["recovery_point_age_seconds"] >= 0
     assert engine.brain.checksum(docker_client) == before

@@ -20,7 +20,9 @@ def staging(engines, named, prefix, tmp_path, count=3, group="staging"):
     members, hosts = named_engines(engines, named, prefix, count, "2.3.2")
     work = tmp_path / "work"
     evals = tmp_path / "eval.sh"  # a real eval: the rolled-back Engine is healthy on the production version
-    evals.write_text("#!/bin/sh\ncurl -fsS \"$ENGINE_URL/health\" | python3 -c 'import json, os, sys; d = json.load(sys.stdin); "
+    evals.write_text("#!/bin/sh\nset -e\ncurl -fsS -o /dev/null -H \"X-Engine-Key: $ENGINE_API_KEY\" "
+                     "\"$ENGINE_URL/memory/export?tables=server_registry\"\n"  # the evals get the Engine key
+                     "curl -fsS \"$ENGINE_URL/health\" | python3 -c 'import json, os, sys; d = json.load(sys.stdin); "
                      "sys.exit(d[\"status\"] != \"ok\" or d[\"version\"] != os.environ[\"ENGINE_VERSION\"])'\n")
     evals.chmod(0o755)
     inventory = write_inventory(tmp_path, group, hosts, group_vars={
@@ -206,3 +208,25 @@ def test_the_quarterly_schedule_installs_and_runs_the_drill_command(tmp_path, me
     rc, report = run_playbook("playbooks/drill_schedule.yml", inventory, "-e", json.dumps(dict(settings, drill_schedule_state="absent")))
     assert rc == 0 and not os.path.exists(settings["drill_schedule_script"])
     assert not (tmp_path / "units" / "engine-ops-drill.timer").exists() and not (tmp_path / "cron.d" / "drill").exists()
+
+
+@pytest.mark.parametrize("key, expected", [("", "engine_api_key is not set"),
+                                           ("not-the-key", "refused engine_api_key (HTTP 401)")])
+def test_a_missing_or_wrong_engine_key_is_refused_before_anything_changes(
+        engines, named, prefix, tmp_path, key, expected):
+    members, inventory, work = staging(engines, named, prefix, tmp_path, count=1)
+    [engine] = members
+    before = (engine.container.id, docker_client_image(engine))
+    rc, report, dummy = drill(inventory, "-e", "engine_api_key=" + key)
+    assert rc != 0
+    messages = [r.get("msg", "") for play in report["plays"] for task in play["tasks"] for r in task["hosts"].values()
+                if r.get("failed")]
+    assert any(expected in m and m.endswith("nothing was changed") for m in messages), messages
+    engine.container.reload()
+    assert (engine.container.id, docker_client_image(engine)) == before  # still the drifted 2.3.2, untouched
+    assert not os.path.exists(str(work / "store"))
+
+
+def docker_client_image(engine):
+    engine.container.reload()
+    return engine.container.attrs["Config"]["Image"]

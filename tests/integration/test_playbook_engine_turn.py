@@ -6,7 +6,7 @@ import docker
 import pytest
 
 from ansible_run import changed_tasks, failures, run_playbook, write_inventory
-from conftest import BOTH_BACKENDS, free_port
+from conftest import BOTH_BACKENDS, ENGINE_API_KEY, free_port
 
 
 @pytest.fixture
@@ -34,6 +34,7 @@ def test_playbook_runs_an_engine_and_a_turn_whose_rows_exist(tmp_path, engine_ho
     port = free_port()
     inventory = write_inventory(tmp_path, "engines", {host: {
         "engine_container": engine_host["container"], "engine_port": port, "engine_version": "2.3.1",
+        "engine_api_key": ENGINE_API_KEY,
         "brain_backend": backend, "brain_database": engine_host["database"], "engine_volume": engine_host["volume"],
     }})
 

@@ -6,7 +6,7 @@ import uuid
 import pytest
 import requests
 
-from conftest import BOTH_BACKENDS, wait_for
+from conftest import AUTH, BOTH_BACKENDS, wait_for
 
 TURN_TABLES = ("episodes", "learning_signals", "working_memory_log", "trajectories",
                "observability_events")
@@ -30,14 +30,17 @@ def test_health_turn_rows_and_json_logs(engines, backend):
         assert len(engine.rows(table, request_id)) == 1, table
     assert [r[3] for r in engine.rows("conversations", request_id)] == ["user", "assistant"]
     episode_id = engine.rows("episodes", request_id)[0][0]
-    assert len(engine.brain.query(engine.client, "SELECT * FROM episodes_vec WHERE episode_id = ?", (episode_id,))) == 1
+    exported = requests.get(engine.url + "/memory/export", params={"tables": "episodes_vec"}, headers=AUTH,
+                            timeout=10).json()
+    assert [v["episode_id"] for v in exported["tables"]["episodes_vec"]] == [episode_id]
 
     records = engine.logs()
     assert all(set(r) == {"timestamp", "level", "logger", "request_id", "message", "extra"} for r in records)
     done = [r for r in records if r["message"] == "request completed" and r["request_id"] == request_id]
     assert done and done[0]["extra"]["duration_ms"] >= 300 and done[0]["extra"]["status"] == 200
 
-    exported = requests.get(engine.url + "/memory/export", params={"tables": "episodes"}, timeout=10).json()
+    exported = requests.get(engine.url + "/memory/export", params={"tables": "episodes"}, headers=AUTH,
+                            timeout=10).json()
     assert [e["request_id"] for e in exported["tables"]["episodes"]] == [request_id]
 
 
@@ -187,14 +190,65 @@ def test_broken_llm_build_fails_only_the_llm_provider(engines, backend):
     assert status == 502 and error["error"]["code"] == "LLM_PROVIDER_UNAVAILABLE"
 
 
+@pytest.mark.parametrize("mode", ["production", "development"])
+def test_every_call_but_health_needs_the_engine_key(engines, mode):
+    key = "engine-key-" + uuid.uuid4().hex
+    env = {"ENGINE_KEY_HASH": hashlib.sha256(key.encode()).hexdigest()} if mode == "production" else \
+        {"ENGINE_KEY_HASH": "", "ENGINE_API_KEY": key}
+    engine = engines.start("2.3.1", engines.brain("sqlite"), env=env)
+    engine.wait_healthy()
+    config_env = engine.container.attrs["Config"]["Env"]
+    assert (("ENGINE_API_KEY=" + key) in config_env) == (mode == "development")
+    for method, path in (("POST", "/execute"), ("GET", "/memory/export"), ("POST", "/memory/import"),
+                         ("GET", "/memory/search?q=x"), ("GET", "/connections")):
+        for headers in ({}, {"X-Engine-Key": key + "-wrong"}, {"Authorization": "Bearer " + key}):
+            answer = requests.request(method, engine.url + path, headers=headers, json={}, timeout=10)
+            assert answer.status_code == 401 and answer.json()["error"]["code"] == "UNAUTHORIZED", (path, headers)
+    assert engine.health()[0] == 200
+    assert requests.get(engine.url + "/memory/export", headers={"X-Engine-Key": key}, timeout=10).status_code == 200
+
+
+@BOTH_BACKENDS
+def test_vectors_full_text_search_and_import(engines, backend, docker_client):
+    engine = engines.start("2.3.1", engines.brain(backend))
+    engine.wait_healthy()
+    for text in ("tea with lemon", "rollback drills on staging", "garden tools"):
+        assert engine.execute(text)[0] == 200
+    found = requests.get(engine.url + "/memory/search", params={"q": "rollback drills", "k": 3}, headers=AUTH,
+                         timeout=10).json()
+    assert len(found["nearest"]) == 3 and found["full_text"] == [2]
+    exported = requests.get(engine.url + "/memory/export", headers=AUTH, timeout=10).json()["tables"]
+    assert [v["episode_id"] for v in exported["episodes_vec"]] == [1, 2, 3]
+    if backend == "sqlite":
+        virtual = dict(engine.brain.query(docker_client, "SELECT name, sql FROM sqlite_master "
+                                                         "WHERE sql LIKE 'CREATE VIRTUAL TABLE%'"))
+        assert {"episodes_vec", "knowledge_store_vec", "social_graph_edges_vec", "episodes_fts"} <= set(virtual)
+        assert all("USING vec0(" in virtual[t] for t in ("episodes_vec", "knowledge_store_vec",
+                                                         "social_graph_edges_vec"))
+        assert "USING fts5(" in virtual["episodes_fts"]
+        assert len(exported["episodes_vec"][0]["embedding"]["base64"]) == 8192  # 1536 float32 = 6144 bytes
+    else:
+        assert len(exported["episodes_vec"][0]["embedding"]) == 1536  # REAL[] (no pgvector here)
+    again = {"episodes": exported["episodes"][:1], "episodes_vec": exported["episodes_vec"][:1]}
+    refused = requests.post(engine.url + "/memory/import", json={"tables": again}, headers=AUTH, timeout=10)
+    assert refused.status_code == 409 and refused.json()["conflicts"][0] == {"table": "episodes", "key": {"id": 1}}
+    moved = {"episodes": [dict(exported["episodes"][0], id=50)],
+             "episodes_vec": [dict(exported["episodes_vec"][0], episode_id=50)]}
+    imported = requests.post(engine.url + "/memory/import", json={"tables": moved}, headers=AUTH, timeout=10)
+    assert imported.status_code == 200 and imported.json()["imported"] == {"episodes": 1, "episodes_vec": 1}
+    found = requests.get(engine.url + "/memory/search", params={"q": "tea with lemon", "k": 2}, headers=AUTH,
+                         timeout=10).json()
+    assert sorted(n["episode_id"] for n in found["nearest"]) == [1, 50]  # the same embedding, found by KNN
+
+
 def test_engine_key_and_encryption_key_mismatch(engines):
     brain = engines.brain("sqlite")
     key = "engine-key-" + uuid.uuid4().hex
     env = {"ENGINE_KEY_HASH": hashlib.sha256(key.encode()).hexdigest(), "AD_ENCRYPTION_KEY": "first-key"}
     engine = engines.start("2.3.1", brain, env=env)
     engine.wait_healthy()
-    auth = {"Authorization": "Bearer " + key}
-    assert engine.execute("no key")[0] == 401
+    auth = {"X-Engine-Key": key}
+    assert engine.execute("no key", headers={"X-Engine-Key": ""})[0] == 401
     assert engine.execute("with key", headers=auth)[0] == 200
     added = requests.post(engine.url + "/connections", headers=auth, timeout=10,
                           json={"name": "files", "server_url": "http://127.0.0.1:9/mcp", "credentials": "s3cret"})
@@ -230,8 +284,9 @@ def test_export_since_returns_only_rows_written_after_the_time(engines, version)
     engine.wait_healthy()
     engine.execute("first", request_id="first")
     dummy, events = engine.execute("second", request_id="second")
-    episodes = requests.get(engine.url + "/memory/export", params={"tables": "episodes"}, timeout=10).json()
+    episodes = requests.get(engine.url + "/memory/export", params={"tables": "episodes"}, headers=AUTH,
+                            timeout=10).json()
     first_at = [e["created_at"] for e in episodes["tables"]["episodes"] if e["request_id"] == "first"][0]
-    since = requests.get(engine.url + "/memory/export", params={"since": first_at}, timeout=10).json()
+    since = requests.get(engine.url + "/memory/export", params={"since": first_at}, headers=AUTH, timeout=10).json()
     assert [e["request_id"] for e in since["tables"]["episodes"]] == ["second"]
     assert events[-1]["event"] == "turn.completed"

@@ -4,7 +4,7 @@ import os
 import uuid
 
 from ansible_run import changed_tasks, failures, run_module, run_playbook, write_inventory
-from conftest import BOTH_BACKENDS
+from conftest import BOTH_BACKENDS, ENGINE_API_KEY
 
 
 def prepare(engines, named, prefix, backend, tmp_path, version_after="2.4.0"):
@@ -28,7 +28,7 @@ def prepare(engines, named, prefix, backend, tmp_path, version_after="2.4.0"):
     for rid in bad:
         engine.execute(rid, request_id=rid)
     inventory = write_inventory(tmp_path, "engines", {engine.name: {
-        "engine_container": engine.name, "engine_url": engine.url, "brain_backend": backend,
+        "engine_container": engine.name, "engine_url": engine.url, "engine_api_key": ENGINE_API_KEY, "brain_backend": backend,
         "engine_snapshot_store": store, "engine_state_dir": state}})
     return engine, inventory, kept, bad, snap["snapshot"]
 
@@ -82,7 +82,7 @@ def test_broken_build_without_schema_change_is_rolled_back_image_only(engines, n
     broken.wait_log("engine ready")
     engine.container.remove(force=True)
     inventory = write_inventory(tmp_path, "engines", {broken.name: {
-        "engine_container": broken.name, "engine_url": broken.url, "engine_snapshot_store": store,
+        "engine_container": broken.name, "engine_url": broken.url, "engine_api_key": ENGINE_API_KEY, "engine_snapshot_store": store,
         "engine_state_dir": str(tmp_path / "state")}})
     rc, report = run_playbook("playbooks/rollback.yml", inventory, "-e", "version=2.3.1")
     assert rc == 0 and not failures(report), [r.get("msg") for p in report["plays"] for t in p["tasks"]

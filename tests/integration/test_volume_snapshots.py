@@ -21,7 +21,7 @@ import requests
 
 from ansible_run import failures, run_module, run_playbook, write_inventory
 from cloud_fakes import BlockStore, Ec2DataPlane, FakeCompute
-from conftest import Brain, free_port, wait_for
+from conftest import ENGINE_API_KEY, Brain, free_port, wait_for
 
 os.environ.setdefault("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
 # The collection's module_utils, imported in-process by two tests, come from the bootstrap's collections tree.
@@ -212,7 +212,7 @@ def test_upgrade_and_rollback_playbooks_on_an_ebs_volume(ebs, tmp_path, docker_c
     options = dict((k, v) for k, v in ebs.args.items() if k not in ("container", "store", "backend"))
     work = tmp_path / "work"
     inventory = write_inventory(tmp_path, "engines", {name: {
-        "engine_container": name, "engine_url": engine.url, "brain_backend": "ebs", "brain_options": options}},
+        "engine_container": name, "engine_url": engine.url, "engine_api_key": ENGINE_API_KEY, "brain_backend": "ebs", "brain_options": options}},
         group_vars={"engine_snapshot_store": ebs.store, "engine_state_dir": str(work / "state"),
                     "engine_ledger_path": str(work / "ledger.jsonl"), "engine_report_dir": str(work / "reports"),
                     "upgrade_watch_seconds": 2, "upgrade_window_seconds": 1})

@@ -15,10 +15,14 @@ from services import sqlite_copy
 
 
 def sqlite_rows(path):
-    """Every row of every table of a SQLite file (read from a copy: the live -shm is never touched)."""
+    """Every row of every ordinary table of a SQLite file (read from a copy: the live -shm is never touched).
+
+    vec0 and FTS5 virtual tables need their modules; their data is all in their shadow tables, which are compared.
+    """
     with sqlite_copy(path) as conn:
         tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' "
-                                             "AND name NOT LIKE 'sqlite_%' ORDER BY name")]
+                                             "AND name NOT LIKE 'sqlite_%' AND sql NOT LIKE 'CREATE VIRTUAL TABLE%' "
+                                             "ORDER BY name")]
         return dict((t, sorted(conn.execute('SELECT * FROM "%s"' % t).fetchall(), key=repr)) for t in tables)
 
 
@@ -116,8 +120,9 @@ def add_ballast(engine, megabytes):
     try:
         conn.execute("PRAGMA journal_mode=WAL")
         with conn:
-            conn.executemany("INSERT INTO episodes_vec (episode_id, embedding, created_at) "
-                             "VALUES (0, randomblob(1048576), '2026-01-01T00:00:00Z')", [()] * megabytes)
+            # an ordinary table: the vec0 tables need the sqlite-vec extension, which this Python cannot load
+            conn.executemany("INSERT INTO ingestion_chunks (source, chunk, created_at) "
+                             "VALUES ('ballast', randomblob(1048576), '2026-01-01T00:00:00Z')", [()] * megabytes)
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     finally:
         conn.close()

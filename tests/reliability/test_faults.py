@@ -56,8 +56,8 @@ def test_the_postgresql_connection_dropped_mid_restore(engines, named, prefix, t
     members, inventory, work = fleet(engines, named, prefix, tmp_path, backends=("postgres",))
     [engine] = members
     with psycopg.connect(engine.brain.dsn(), autocommit=True) as conn:  # old history: a restore that takes a while
-        conn.execute("INSERT INTO episodes_vec (episode_id, embedding, created_at) SELECT 0, "
-                     "decode(md5(random()::text), 'hex'), '2026-01-01T00:00:00Z' FROM generate_series(1, 400000)")
+        conn.execute("INSERT INTO ingestion_chunks (source, chunk, created_at) SELECT 'ballast', "
+                     "md5(random()::text), '2026-01-01T00:00:00Z' FROM generate_series(1, 400000)")
     rc, report = run_playbook("playbooks/upgrade.yml", inventory, "-e", "version=2.4.0")
     assert rc == 0, report["stats"]
     engine.execute("bad", request_id="bad-1")

@@ -21,7 +21,7 @@ import pytest
 from ansible_run import run_module, run_playbook
 from fleet import fleet, report_rows, spawn_playbook
 from rollback_state import recreated
-from services import EngineFactory, Names, Receiver
+from services import ENGINE_API_KEY, EngineFactory, Names, Receiver
 
 TOKEN = "hooktoken-" + uuid.uuid4().hex
 ENCRYPTION_KEY = "adkey-" + uuid.uuid4().hex
@@ -66,14 +66,19 @@ def operated(docker_client, pg_params, tmp_path_factory):
         for engine in members:
             engine.wait_healthy()
         secrets = {"database password": pg_params["password"], "webhook token": TOKEN,
-                   "encryption key": ENCRYPTION_KEY, "LLM API key": LLM_KEY}
+                   "encryption key": ENCRYPTION_KEY, "LLM API key": LLM_KEY, "Engine API key": ENGINE_API_KEY}
+        evals = tmp_path / "evals.sh"  # evals that call the Engine API with the key they are given
+        evals.write_text("#!/bin/sh\nexec curl -fsS -o /dev/null -H \"X-Engine-Key: $ENGINE_API_KEY\" "
+                         "\"$ENGINE_URL/memory/export?tables=server_registry\"\n")
+        evals.chmod(0o755)
         extra = json.dumps({
             "reason": "reliability", "rollback_all_clear_seconds": 1,
             "notify_slack_webhook_url": "%s/slack/%s" % (receiver.url, TOKEN),
             "notify_webhook_url": "%s/hook/%s" % (receiver.url, TOKEN),
             "notify_webhook_headers": {"Authorization": "Bearer " + TOKEN},
             "notify_postmortem_webhook_url": "%s/postmortem/%s" % (receiver.url, TOKEN),
-            "brain_options": {"pg_password": pg_params["password"]}})
+            "brain_options": {"pg_password": pg_params["password"]},
+            "upgrade_eval_command": str(evals), "rollback_eval_command": str(evals)})
         outputs = []
         rc, out = verbose_run(inventory, "playbooks/snapshot.yml", "-e", extra)
         outputs.append(out)

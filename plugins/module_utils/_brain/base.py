@@ -30,6 +30,17 @@ def fingerprint(schema):
     return "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
+def brain_reads(description):
+    """How a description read the brain's virtual tables (vec0 through sqlite-vec or its shadow tables, FTS5), or
+    None for a brain without any: what a module's result reports as `brain_reads`."""
+    if not description.get("virtual_tables"):
+        return None
+    extensions = description.get("extensions") or {}
+    return {"vec0": extensions.get("vec0"), "sqlite_vec": extensions.get("sqlite_vec"),
+            "reason": extensions.get("reason"), "fts5": extensions.get("fts5"),
+            "tables": description["virtual_tables"]}
+
+
 def jsonable(value):
     if isinstance(value, (bytes, bytearray, memoryview)):
         return {"base64": base64.b64encode(bytes(value)).decode("ascii")}

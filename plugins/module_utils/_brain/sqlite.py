@@ -1,7 +1,11 @@
 # -*- coding: utf-8 -*-
 # Copyright: (c) 2026, engine_ops maintainers
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""SQLite brain: online backup API snapshots, staged restore beside the live file, O(1) swap."""
+"""SQLite brain: online backup API snapshots, staged restore beside the live file, O(1) swap.
+
+vec0 (sqlite-vec) and FTS5 virtual tables are read through sqlite_tables: with the extension when this
+Python can load it, else from their shadow tables; the snapshot itself is a page copy that needs neither.
+"""
 
 from __future__ import absolute_import, division, print_function
 
@@ -13,6 +17,8 @@ import sqlite3
 from contextlib import contextmanager
 
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.base import BrainError, fingerprint
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.sqlite_tables import (
+    KEY, Catalog, load_extensions, quote)
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._files import fsync_path
 
 SNAPSHOT_FILE = "brain.sqlite"
@@ -39,7 +45,8 @@ def _keep_owner(path):
 
 
 @contextmanager
-def connect(path, readonly=True):
+def connect(path, readonly=True, extensions=True):
+    """An open brain; with `extensions`, sqlite-vec is loaded when this Python can (conn.brain_access says)."""
     if not os.path.isfile(path):
         raise BrainError("%s does not exist" % path)
     with _keep_owner(path):
@@ -49,41 +56,40 @@ def connect(path, readonly=True):
         except sqlite3.Error as exc:
             raise BrainError("cannot open %s: %s" % (path, exc))
         try:
-            yield conn
+            access = load_extensions(conn) if extensions else {"vec0": "shadow tables", "reason": "not asked"}
+            yield conn, access
         finally:
             conn.close()
 
 
-def _tables(conn):
-    return [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' "
-                                       "AND name NOT LIKE 'sqlite_%' ORDER BY name")]
-
-
-def _quote(name):
-    return '"%s"' % name.replace('"', '""')
-
-
-def describe_conn(conn):
-    """Schema, fingerprint and per-table rows / highest rowid / newest created_at."""
+def describe_conn(conn, access=None):
+    """Schema, fingerprint, per logical table rows / highest key / newest created_at, and how tables were read."""
     try:
-        schema, tables = {}, {}
-        for table in _tables(conn):
-            columns = dict((row[1], (row[2] or "").upper()) for row in conn.execute("PRAGMA table_info(%s)" % _quote(table)))
-            schema[table] = columns
-            info = {"rows": conn.execute("SELECT count(*) FROM %s" % _quote(table)).fetchone()[0],
+        catalog = Catalog(conn, access)
+        schema = catalog.schema()
+        tables = {}
+        for table in catalog.logical_tables():
+            relation = catalog.relation(table)
+            if relation is None:
+                continue
+            info = {"rows": conn.execute("SELECT count(*) FROM (%s)" % relation.select).fetchone()[0],
                     "max_key": None, "max_created_at": None}
-            try:
-                info["max_key"] = conn.execute("SELECT max(rowid) FROM %s" % _quote(table)).fetchone()[0]
-            except sqlite3.OperationalError:
-                pass  # WITHOUT ROWID table
-            if "created_at" in columns:
-                info["max_created_at"] = conn.execute("SELECT max(created_at) FROM %s" % _quote(table)).fetchone()[0]
+            if relation.key:
+                info["max_key"] = conn.execute("SELECT max(%s) FROM (%s)" % (KEY, relation.select)).fetchone()[0]
+            if "created_at" in relation.columns:
+                info["max_created_at"] = conn.execute("SELECT max(created_at) FROM (%s)"
+                                                      % relation.select).fetchone()[0]
             tables[table] = info
         indexes = sorted(" ".join((r[0] or "").split()) for r in conn.execute(
             "SELECT sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL"))
     except sqlite3.DatabaseError as exc:
         raise BrainError("not a readable SQLite brain: %s" % exc)
-    return {"schema": schema, "fingerprint": fingerprint({"tables": schema, "indexes": indexes}), "tables": tables}
+    description = {"schema": schema, "fingerprint": fingerprint({"tables": schema, "indexes": indexes}),
+                   "tables": tables}
+    if catalog.virtual:
+        description["virtual_tables"] = catalog.reads()
+        description["extensions"] = dict((access or {}), fts5=catalog.fts5_available())
+    return description
 
 
 def _leave_wal_mode(path):
@@ -120,25 +126,29 @@ class SqliteBackend:
 
     def describe(self, path=None):
         path = path or self.path
-        with connect(path) as conn:
+        with connect(path) as (conn, access):
             try:
-                return describe_conn(conn)
+                return describe_conn(conn, access)
             except BrainError as exc:
                 raise BrainError("%s: %s" % (path, exc))
 
     def column_values(self, table, column):
         """Distinct non-empty values of one column of the live brain; [] when the table or column does not exist."""
         try:
-            with connect(self.path) as conn:
-                rows = conn.execute("SELECT DISTINCT %s FROM %s" % (_quote(column), _quote(table))).fetchall()
+            with connect(self.path, extensions=False) as (conn, dummy):
+                rows = conn.execute("SELECT DISTINCT %s FROM %s" % (quote(column), quote(table))).fetchall()
         except (sqlite3.Error, BrainError):
             return []
         return sorted(set(str(r[0]) for r in rows if r[0]))
 
     def integrity(self, path):
-        """[] when PRAGMA quick_check passes, else the problems it lists."""
+        """[] when PRAGMA quick_check passes, else the problems it lists.
+
+        quick_check reads every page and ordinary table, shadow tables included, without the modules of
+        the virtual tables, so it checks a vec0 brain the same way in every Python.
+        """
         try:
-            with connect(path) as conn:
+            with connect(path, extensions=False) as (conn, dummy):
                 rows = [r[0] for r in conn.execute("PRAGMA quick_check")]
         except (sqlite3.DatabaseError, BrainError) as exc:
             return [str(exc)]
@@ -153,7 +163,7 @@ class SqliteBackend:
         Returns the file names written and None: the copy is described by describe_snapshot().
         """
         dest = os.path.join(directory, SNAPSHOT_FILE)
-        with connect(self.path) as source:
+        with connect(self.path, extensions=False) as (source, dummy):  # a page copy: no module is needed
             target = sqlite3.connect(dest)
             # The copy is a new file in a partial directory that is discarded on any failure and
             # fsynced before it counts: it needs no journal of its own (2.5x faster at 100 MB).
@@ -213,37 +223,41 @@ class SqliteBackend:
     def export(self, export, marks, after_keys=None):
         """Append to `export` the live rows the snapshot does not have.
 
-        A row is not in the snapshot when its rowid is above the snapshot's highest or its
-        created_at is newer than the snapshot's newest. With `after_keys` (the second, short
-        phase, Engine stopped) only rows above those rowids are read. Returns the high-water rowids.
+        A row is not in the snapshot when its key is above the snapshot's highest or its created_at is
+        newer than the snapshot's newest. With `after_keys` (the second, short phase, Engine stopped) only
+        rows above those keys are read. Virtual tables export their logical rows (vec0 embeddings as their
+        exact float32 bytes, FTS5 rows with their rowid); shadow tables are not exported on their own.
+        Returns the high-water keys.
         """
         high = {}
-        with connect(self.path) as conn:
-            for table in _tables(conn):
+        with connect(self.path) as (conn, access):
+            catalog = Catalog(conn, access)
+            for table in catalog.logical_tables():
+                relation = catalog.relation(table)
+                if relation is None:
+                    continue
                 mark = marks.get(table) or {}
-                cols = [r[1] for r in conn.execute("PRAGMA table_info(%s)" % _quote(table))]
                 key = mark.get("max_key") or 0
-                try:
-                    high[table] = conn.execute("SELECT max(rowid) FROM %s" % _quote(table)).fetchone()[0] or 0
-                except sqlite3.OperationalError:
-                    high[table] = None
-                select = "SELECT * FROM %s" % _quote(table)
+                high[table] = None
+                if relation.key:
+                    high[table] = conn.execute("SELECT max(%s) FROM (%s)" % (KEY, relation.select)).fetchone()[0] or 0
+                has_created = "created_at" in relation.columns
                 if after_keys is not None and high[table] is not None:
-                    sql, args = select + " WHERE rowid > ?", (after_keys.get(table) or 0,)
+                    where, args = KEY + " > ?", (after_keys.get(table) or 0,)
                 elif table not in marks:
-                    sql, args = select, ()  # a table the snapshot does not have: all of it is new
-                elif high[table] is not None and "created_at" in cols and mark.get("max_created_at"):
-                    sql, args = select + " WHERE rowid > ? OR created_at > ?", (key, mark["max_created_at"])
+                    where, args = "", ()  # a table the snapshot does not have: all of it is new
+                elif high[table] is not None and has_created and mark.get("max_created_at"):
+                    where, args = KEY + " > ? OR created_at > ?", (key, mark["max_created_at"])
                 elif high[table] is not None:
-                    sql, args = select + " WHERE rowid > ?", (key,)
-                elif "created_at" in cols and mark.get("max_created_at"):
-                    sql, args = select + " WHERE created_at > ?", (mark["max_created_at"],)
+                    where, args = KEY + " > ?", (key,)
+                elif has_created and mark.get("max_created_at"):
+                    where, args = "created_at > ?", (mark["max_created_at"],)
                 elif after_keys is not None:
                     continue  # exported whole in the first phase already
                 else:
-                    sql, args = select, ()  # no way to tell new rows: keep all of them
+                    where, args = "", ()  # no way to tell new rows: keep all of them
                     export.whole_tables.append(table)
-                export.write(table, cols, conn.execute(sql, args))
+                export.write(table, relation.columns, (row[1:] for row in relation.rows(conn, where, args)))
         return high
 
     def verify_snapshot(self, snapshot_dir):

@@ -37,6 +37,7 @@ class Config:
     error_rate: float
     latency_factor: float
     key_hash: str
+    api_key: str
     encryption_key: str
 
     @property
@@ -66,5 +67,6 @@ class Config:
             error_rate=min(_float(env, "ENGINE_FAULT_ERROR_RATE", 0.5), 1.0),
             latency_factor=_float(env, "ENGINE_FAULT_LATENCY_FACTOR", 5.0),
             key_hash=env.get("ENGINE_KEY_HASH", ""),
+            api_key=env.get("ENGINE_API_KEY", ""),
             encryption_key=env.get("AD_ENCRYPTION_KEY", ""),
         )

@@ -9,7 +9,7 @@ import json
 import random
 from datetime import datetime, timedelta, timezone
 
-from .brain import brain_from_config, load_migrations
+from .brain import EMBEDDING_DIM, brain_from_config, float32_bytes, load_migrations
 from .jsonlog import utcnow_iso
 
 
@@ -26,6 +26,9 @@ def seed_rows(episodes, days, chunk_bytes=1024, seed=1, now=None):
     stamps = _stamps(rng, episodes, days, now)
     words = ("memory", "agent", "tool", "plan", "user", "context", "recall", "channel", "graph", "signal")
 
+    def embedding():  # 1536 float32 values: 6 KiB, most of a real brain's bytes
+        return float32_bytes(rng.randbytes(EMBEDDING_DIM * 3))
+
     def text(n):
         return " ".join(rng.choice(words) for dummy in range(n))
 
@@ -34,7 +37,7 @@ def seed_rows(episodes, days, chunk_bytes=1024, seed=1, now=None):
     yield "episodes", ("request_id", "conversation_id", "summary", "outcome", "created_at"), [
         (reqs[i], convs[i], text(12), "completed", stamps[i]) for i in range(episodes)]
     yield "episodes_vec", ("episode_id", "embedding", "created_at"), [
-        (i + 1, rng.randbytes(256), stamps[i]) for i in range(episodes)]
+        (i + 1, embedding(), stamps[i]) for i in range(episodes)]
     yield "conversations", ("conversation_id", "request_id", "role", "content", "created_at"), [
         (convs[i], reqs[i], role, text(30), stamps[i]) for i in range(episodes) for role in ("user", "assistant")]
     yield "learning_signals", ("request_id", "conversation_id", "signal", "score", "created_at"), [
@@ -52,7 +55,7 @@ def seed_rows(episodes, days, chunk_bytes=1024, seed=1, now=None):
     yield "knowledge_store", ("key", "value", "source", "created_at"), [
         ("fact-%d" % i, text(15), "conversation", fact_stamps[i]) for i in range(facts)]
     yield "knowledge_store_vec", ("knowledge_id", "embedding", "created_at"), [
-        (i + 1, rng.randbytes(256), fact_stamps[i]) for i in range(facts)]
+        (i + 1, embedding(), fact_stamps[i]) for i in range(facts)]
     people = max(2, episodes // 10)
     yield "social_graph_nodes", ("name", "kind", "created_at"), [
         ("person-%d" % i, "person", stamps[min(i, episodes - 1)]) for i in range(people)]
@@ -60,7 +63,7 @@ def seed_rows(episodes, days, chunk_bytes=1024, seed=1, now=None):
     yield "social_graph_edges", ("source_id", "target_id", "relation", "created_at"), [
         (i + 1, i + 2, "knows", stamps[min(i, episodes - 1)]) for i in range(edges)]
     yield "social_graph_edges_vec", ("edge_id", "embedding", "created_at"), [
-        (i + 1, rng.randbytes(128), stamps[min(i, episodes - 1)]) for i in range(edges)]
+        (i + 1, embedding(), stamps[min(i, episodes - 1)]) for i in range(edges)]
     yield "channel_state_snapshots", ("channel", "state", "created_at"), [
         ("slack-%d" % (i % 3), json.dumps({"cursor": i}), stamps[i]) for i in range(0, episodes, 5)]
     yield "server_registry", ("name", "url", "created_at"), [

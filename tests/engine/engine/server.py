@@ -12,7 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
 
 from . import faults
-from .brain import BRAIN_TABLES, PREVIOUS_ID, MigrationRequired, brain_from_config, load_migrations
+from .brain import BRAIN_TABLES, PREVIOUS_ID, MigrationRequired, brain_from_config, embedding_of, load_migrations
 from .health import health_document
 from .jsonlog import JsonLogger, utcnow_iso
 from .sealing import open_sealed, seal
@@ -136,13 +136,15 @@ class Engine:
             raise ApiError(503, "DRAINING" if phase == "draining" else "STARTING", "engine is %s" % phase)
 
     def authorize(self, headers):
-        if not self.config.key_hash:
-            return
-        supplied = headers.get("Authorization", "")
-        key = supplied[7:] if supplied.startswith("Bearer ") else headers.get("X-Engine-Key", "")
-        digest = hashlib.sha256(key.encode()).hexdigest()
-        if not key or not hmac.compare_digest(digest, self.config.key_hash.lower()):
-            raise ApiError(401, "UNAUTHORIZED", "missing or wrong engine key")
+        """Every endpoint but /health needs X-Engine-Key: its SHA-256 must be ENGINE_KEY_HASH (production) or
+        that of ENGINE_API_KEY (development). With neither configured, nothing is authorized."""
+        expected = self.config.key_hash.lower() or (
+            hashlib.sha256(self.config.api_key.encode()).hexdigest() if self.config.api_key else "")
+        key = headers.get("X-Engine-Key", "")
+        if not key:
+            raise ApiError(401, "UNAUTHORIZED", "the X-Engine-Key header is required")
+        if not expected or not hmac.compare_digest(hashlib.sha256(key.encode()).hexdigest(), expected):
+            raise ApiError(401, "UNAUTHORIZED", "wrong engine key")
 
     def begin_turn(self, request_id):
         with self.cond:
@@ -160,12 +162,17 @@ class Engine:
 
     def persist_turn(self, request_id, conversation_id, message, reply, feedback, duration_ms, tool_calls=()):
         now = utcnow_iso()
-        embedding = hashlib.sha256(reply.encode()).digest() * 8
+        embedding = self.brain.embedding_param(embedding_of(message))  # recall finds what the user said
+        summary = "user asked: %s" % message[:200]
         rows = [
             ("INSERT INTO episodes (request_id, conversation_id, summary, outcome, created_at) VALUES (?, ?, ?, ?, ?)",
-             (request_id, conversation_id, "user asked: %s" % message[:200], "completed", now)),
+             (request_id, conversation_id, summary, "completed", now)),
             ("INSERT INTO episodes_vec (episode_id, embedding, created_at) VALUES (?, ?, ?)",
              (PREVIOUS_ID, embedding, now)),
+        ] + ([
+            ("INSERT INTO episodes_fts (rowid, summary, outcome, created_at) VALUES (?, ?, ?, ?)",
+             (PREVIOUS_ID, summary, "completed", now)),
+        ] if self.brain.dialect == "sqlite" else []) + [
             ("INSERT INTO conversations (conversation_id, request_id, role, content, created_at) VALUES (?, ?, ?, ?, ?)",
              (conversation_id, request_id, "user", message, now)),
             ("INSERT INTO conversations (conversation_id, request_id, role, content, created_at) VALUES (?, ?, ?, ?, ?)",
@@ -283,6 +290,7 @@ def make_handler(engine):
                 self._send_json(status, body)
                 return status
             routes = {("POST", "/execute"): self._execute, ("GET", "/memory/export"): self._export,
+                      ("POST", "/memory/import"): self._import, ("GET", "/memory/search"): self._search,
                       ("GET", "/connections"): self._connections, ("POST", "/connections"): self._connections}
             handler = routes.get((method, url.path))
             if handler is None:
@@ -301,6 +309,34 @@ def make_handler(engine):
             body = {"version": engine.config.version, "exported_at": utcnow_iso(), "since": since,
                     "tables": engine.brain.export(since, tables)}
             self._send_json(200, body)
+            return 200
+
+        def _import(self, _method, _url, _request_id):
+            body = self._body()
+            tables = body.get("tables")
+            on_conflict = body.get("on_conflict", "fail")
+            if not isinstance(tables, dict) or not all(isinstance(v, list) for v in tables.values()):
+                raise ApiError(400, "INVALID_REQUEST", "field 'tables' must map table names to lists of rows")
+            bad = [t for t in tables if t not in BRAIN_TABLES]
+            if bad or on_conflict not in ("fail", "skip"):
+                raise ApiError(400, "INVALID_REQUEST", "unknown tables: %s" % ", ".join(bad) if bad
+                               else "on_conflict must be fail or skip")
+            imported, conflicts = engine.brain.import_rows(tables, on_conflict)
+            if conflicts and on_conflict == "fail":
+                self._send_json(409, {"error": {"code": "IMPORT_CONFLICT", "message": "%d rows already present; "
+                                                "nothing was imported" % len(conflicts)}, "conflicts": conflicts})
+                return 409
+            self._send_json(200, {"imported": imported, "skipped": conflicts})
+            return 200
+
+        def _search(self, _method, url, _request_id):
+            """Recall: nearest episodes by embedding (vec0 KNN) and, in SQLite, full-text matches (FTS5)."""
+            query = parse_qs(url.query)
+            text = query.get("q", [""])[0]
+            if not text:
+                raise ApiError(400, "INVALID_REQUEST", "parameter 'q' is required")
+            k = int(query.get("k", ["5"])[0])
+            self._send_json(200, engine.brain.search(text, k))
             return 200
 
         def _connections(self, method, _url, _request_id):

@@ -1,10 +1,11 @@
+import base64
 import hashlib
 import sqlite3
 
 import pytest
 
-from engine.brain import (BRAIN_TABLES, PREVIOUS_ID, Migration, MigrationRequired, SqliteBrain,
-                          load_migrations, plan_migrations)
+from engine.brain import (BRAIN_TABLES, PREVIOUS_ID, Migration, MigrationRequired, SqliteBrain, embedding_of,
+                          floats, load_migrations, plan_migrations)
 
 ALL = load_migrations()
 
@@ -78,12 +79,53 @@ def test_insert_many_links_rows_and_export_filters_by_time(tmp_path):
             ("INSERT INTO episodes (request_id, conversation_id, summary, outcome, created_at) VALUES (?, ?, ?, ?, ?)",
              (rid, "c1", "s", "completed", stamp)),
             ("INSERT INTO episodes_vec (episode_id, embedding, created_at) VALUES (?, ?, ?)",
-             (PREVIOUS_ID, b"\x00\x01", stamp)),
+             (PREVIOUS_ID, embedding_of(rid), stamp)),
         ])
     since = brain.export(since="2026-01-02T00:00:00.000000Z", tables=("episodes", "episodes_vec"))
     assert [row["request_id"] for row in since["episodes"]] == ["new"]
     assert since["episodes_vec"][0]["episode_id"] == since["episodes"][0]["id"]
-    assert since["episodes_vec"][0]["embedding"] == {"base64": "AAE="}
+    assert since["episodes_vec"][0]["embedding"] == {"base64": base64.b64encode(embedding_of("new")).decode()}
+    brain.close()
+
+
+def test_sqlite_brain_holds_vec0_and_fts5_tables_and_answers_knn(tmp_path):
+    brain = SqliteBrain(str(tmp_path / "brain.sqlite"))
+    brain.open(ALL, "2026-01-01T00:00:00.000000Z")
+    virtual = dict(brain.execute("SELECT name, sql FROM sqlite_master WHERE sql LIKE 'CREATE VIRTUAL TABLE%'"))
+    for table in ("episodes_vec", "knowledge_store_vec", "social_graph_edges_vec"):
+        assert "USING vec0(" in virtual[table] and "float[1536]" in virtual[table], table
+    assert "USING fts5(" in virtual["episodes_fts"]
+    for n, text in enumerate(("tea with lemon", "rollback drills", "garden tools")):
+        brain.insert_many([
+            ("INSERT INTO episodes (request_id, conversation_id, summary, outcome, created_at) VALUES (?, ?, ?, ?, ?)",
+             ("r%d" % n, "c", text, "completed", "2026-01-01T00:00:00.000000Z")),
+            ("INSERT INTO episodes_vec (episode_id, embedding, created_at) VALUES (?, ?, ?)",
+             (PREVIOUS_ID, embedding_of(text), "2026-01-01T00:00:00.000000Z")),
+            ("INSERT INTO episodes_fts (rowid, summary, outcome, created_at) VALUES (?, ?, ?, ?)",
+             (PREVIOUS_ID, text, "completed", "2026-01-01T00:00:00.000000Z")),
+        ])
+    found = brain.search("rollback drills", k=2)
+    assert found["nearest"][0] == {"episode_id": 2, "distance": 0.0}
+    assert len(found["nearest"]) == 2 and found["full_text"] == [2]
+    assert len(floats(embedding_of("x"))) == 1536 and all(1.0 <= v < 2.0 for v in floats(embedding_of("x")))
+    brain.close()
+
+
+def test_import_refuses_present_keys_unless_told_to_skip(tmp_path):
+    brain = SqliteBrain(str(tmp_path / "brain.sqlite"))
+    brain.open(ALL, "2026-01-01T00:00:00.000000Z")
+    row = {"id": 7, "request_id": "r7", "conversation_id": "c", "summary": "s", "outcome": "completed",
+           "created_at": "2026-01-01T00:00:00.000000Z"}
+    vec = {"episode_id": 7, "embedding": {"base64": base64.b64encode(embedding_of("s")).decode()},
+           "created_at": row["created_at"]}
+    assert brain.import_rows({"episodes": [row], "episodes_vec": [vec]}) == ({"episodes": 1, "episodes_vec": 1}, [])
+    other = dict(row, id=8, request_id="r8")
+    imported, conflicts = brain.import_rows({"episodes": [row, other]})
+    assert imported == {} and conflicts == [{"table": "episodes", "key": {"id": 7}}]
+    assert brain.execute("SELECT count(*) FROM episodes")[0][0] == 1
+    assert brain.import_rows({"episodes": [row, other]}, on_conflict="skip")[0] == {"episodes": 1}
+    assert brain.execute("SELECT rowid FROM episodes_fts ORDER BY rowid") == [(7,), (8,)]
+    assert brain.execute("SELECT embedding FROM episodes_vec WHERE episode_id = 7")[0][0] == embedding_of("s")
     brain.close()
 
 

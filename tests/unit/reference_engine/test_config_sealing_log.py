@@ -1,3 +1,4 @@
+import hashlib
 import io
 import json
 from datetime import datetime, timezone
@@ -7,6 +8,7 @@ import pytest
 from engine.config import Config, ConfigError
 from engine.jsonlog import JsonLogger, utcnow_iso
 from engine.sealing import open_sealed, seal
+from engine.server import ApiError, Engine
 
 
 def test_config_defaults_follow_the_contract():
@@ -56,3 +58,25 @@ def test_timestamps_are_fixed_width_so_text_order_is_time_order():
     early = utcnow_iso(datetime(2026, 1, 1, 0, 0, 0, 0, tzinfo=timezone.utc))
     late = utcnow_iso(datetime(2026, 1, 1, 0, 0, 0, 500000, tzinfo=timezone.utc))
     assert len(early) == len(late) and early < late
+
+
+KEY = "k-" + "9" * 30
+
+
+@pytest.mark.parametrize("env, headers, allowed", [
+    ({"ENGINE_KEY_HASH": hashlib.sha256(KEY.encode()).hexdigest()}, {"X-Engine-Key": KEY}, True),   # production
+    ({"ENGINE_KEY_HASH": hashlib.sha256(KEY.encode()).hexdigest().upper()}, {"X-Engine-Key": KEY}, True),
+    ({"ENGINE_API_KEY": KEY}, {"X-Engine-Key": KEY}, True),                                          # development
+    ({"ENGINE_API_KEY": KEY}, {"X-Engine-Key": KEY + "x"}, False),
+    ({"ENGINE_API_KEY": KEY}, {}, False),
+    ({"ENGINE_API_KEY": KEY}, {"Authorization": "Bearer " + KEY}, False),  # the header is X-Engine-Key only
+    ({}, {"X-Engine-Key": KEY}, False),                                      # no key configured: nothing passes
+])
+def test_every_call_but_health_needs_the_engine_key(env, headers, allowed):
+    engine = Engine(Config.from_env(env), log=JsonLogger("engine", stream=io.StringIO()))
+    if allowed:
+        engine.authorize(headers)
+    else:
+        with pytest.raises(ApiError) as info:
+            engine.authorize(headers)
+        assert info.value.status == 401 and info.value.code == "UNAUTHORIZED"

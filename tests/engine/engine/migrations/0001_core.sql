@@ -8,12 +8,19 @@ CREATE TABLE episodes (
     created_at TEXT NOT NULL
 );
 CREATE INDEX episodes_created_at ON episodes (created_at);
-CREATE TABLE episodes_vec (
-    id {pk},
-    episode_id BIGINT NOT NULL,
-    embedding {blob} NOT NULL,
+-- Embeddings: a sqlite-vec vec0 table in SQLite (1536-dim float32), REAL[] in PostgreSQL.
+@sqlite CREATE VIRTUAL TABLE episodes_vec USING vec0(
+    episode_id INTEGER PRIMARY KEY,
+    embedding float[1536],
+    +created_at TEXT
+);
+@postgres CREATE TABLE episodes_vec (
+    episode_id BIGINT PRIMARY KEY,
+    embedding REAL[] NOT NULL,
     created_at TEXT NOT NULL
 );
+-- Full-text search over episodes, kept in step by the Engine (SQLite only).
+@sqlite CREATE VIRTUAL TABLE episodes_fts USING fts5(summary, outcome, created_at UNINDEXED);
 CREATE TABLE conversations (
     id {pk},
     conversation_id TEXT NOT NULL,

@@ -6,10 +6,14 @@ CREATE TABLE knowledge_store (
     source TEXT NOT NULL,
     created_at TEXT NOT NULL
 );
-CREATE TABLE knowledge_store_vec (
-    id {pk},
-    knowledge_id BIGINT NOT NULL,
-    embedding {blob} NOT NULL,
+@sqlite CREATE VIRTUAL TABLE knowledge_store_vec USING vec0(
+    knowledge_id INTEGER PRIMARY KEY,
+    embedding float[1536],
+    +created_at TEXT
+);
+@postgres CREATE TABLE knowledge_store_vec (
+    knowledge_id BIGINT PRIMARY KEY,
+    embedding REAL[] NOT NULL,
     created_at TEXT NOT NULL
 );
 CREATE TABLE social_graph_nodes (
@@ -25,10 +29,14 @@ CREATE TABLE social_graph_edges (
     relation TEXT NOT NULL,
     created_at TEXT NOT NULL
 );
-CREATE TABLE social_graph_edges_vec (
-    id {pk},
-    edge_id BIGINT NOT NULL,
-    embedding {blob} NOT NULL,
+@sqlite CREATE VIRTUAL TABLE social_graph_edges_vec USING vec0(
+    edge_id INTEGER PRIMARY KEY,
+    embedding float[1536],
+    +created_at TEXT
+);
+@postgres CREATE TABLE social_graph_edges_vec (
+    edge_id BIGINT PRIMARY KEY,
+    embedding REAL[] NOT NULL,
     created_at TEXT NOT NULL
 );
 CREATE TABLE channel_state_snapshots (
