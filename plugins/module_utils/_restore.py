@@ -14,11 +14,12 @@ __metaclass__ = type
 
 import json
 import os
+import shutil
 import time
 from datetime import datetime
 
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.base import BrainError, JsonlExport
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._files import write_atomic
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._files import fsync_path, write_atomic
 
 STAGE_BYTES_PER_SECOND = 300 * 1024 * 1024  # conservative copy rate used for the estimate only
 
@@ -34,13 +35,19 @@ class CountingExport:
     """Counts what an export would write (check mode)."""
 
     def __init__(self):
-        self.counts = {}
+        self.counts, self.updated, self.deleted, self.dropped = {}, {}, {}, {}
         self.whole_tables = []
 
     def write(self, table, columns, rows):
         count = sum(1 for dummy in rows)
         self.counts[table] = self.counts.get(table, 0) + count
         return count
+
+    def write_changes(self, table, key_name, new_columns, old_columns, changes):
+        counters = {"insert": self.counts, "update": self.updated, "delete": self.deleted}
+        self.counts.setdefault(table, 0)
+        for kind, dummy, dummy_before, dummy_after in changes:
+            counters[kind][table] = counters[kind].get(table, 0) + 1
 
 
 def marks_of(manifest):
@@ -69,22 +76,33 @@ def age_seconds(manifest, now=None):
     return round(((now or datetime.utcnow()) - created).total_seconds(), 1)
 
 
-def plan(backend, manifest, now=None):
+def plan(backend, manifest, now=None, snapshot_dir=None):
+    """What a restore would do and set aside. Where the snapshot can be read in place (SQLite), the live brain is
+    compared with it row by row, so updated and deleted rows are counted too; else new rows are counted by the
+    snapshot's high-water marks and the rest once the snapshot is staged."""
     counting = CountingExport()
-    backend.export(counting, marks_of(manifest))
+    basis = backend.snapshot_brain(snapshot_dir) if snapshot_dir else None
+    backend.export(counting, marks_of(manifest), basis=basis)
     return {
         "snapshot": manifest["id"],
         "snapshot_created_at": manifest["created_at"],
         "recovery_point_age_seconds": age_seconds(manifest, now),
         "rows_to_export": counting.counts,
         "rows_to_export_total": sum(counting.counts.values()),
+        "rows_updated_to_export": counting.updated if basis else None,
+        "rows_deleted_to_export": counting.deleted if basis else None,
+        "tables_only_in_snapshot": counting.dropped if basis else None,
         "estimated_stage_seconds": round(manifest["size_bytes"] / float(STAGE_BYTES_PER_SECOND), 2),
         "estimated_swap_seconds": 0.1,
         "steps": ["verify snapshot %s (checksums, integrity)" % manifest["id"],
                   "stage it beside the live brain and verify rows and schema",
-                  "export rows written after the snapshot (%d now)" % sum(counting.counts.values()),
+                  "export rows written after the snapshot (%d now)%s" % (
+                      sum(counting.counts.values()), ", rows changed in place (%d) and deleted (%d)" % (
+                          sum(counting.updated.values()), sum(counting.deleted.values())) if basis else ""),
                   "stop the Engine", "export rows written since", "swap staged and live; keep the live brain aside",
-                  "verify the live brain against the manifest", "start the Engine"],
+                  "verify the live brain against the manifest", "start the Engine",
+                  "export again from the replaced brain against the snapshot (rows changed in place meanwhile)"
+                  if basis else "keep the replaced brain for undo"],
     }
 
 
@@ -140,13 +158,15 @@ def stage(backend, manifest, snapshot_dir, export_dir, now=time.monotonic):
             raise RestoreError("the staged copy of snapshot %s does not match its manifest: %s"
                                % (manifest["id"], "; ".join(problems[:3])))
         export = JsonlExport(export_dir)
-        high = timed(timings, now, "export_serving", backend.export, export, marks_of(manifest))
+        # compared row by row with the staged copy (= the snapshot): inserted, updated and deleted rows
+        high = timed(timings, now, "export_serving", lambda: backend.export(export, marks_of(manifest), basis=staged))
     except (RestoreError, BrainError) as exc:
         backend.discard(staged)
         raise RestoreError("%s; the staged copy was removed and the live brain was not touched" % exc)
     record = {"snapshot": manifest["id"], "staged": staged, "identity": backend.staged_identity(staged),
               "mcp_servers": backend.column_values("server_registry", "name"),
               "high_water": high, "export_dir": export_dir, "exported_serving": dict(export.counts),
+              "changes_serving": {"updated": export.updated, "deleted": export.deleted, "dropped": export.dropped},
               "whole_tables": list(export.whole_tables), "export_sizes": export.sizes(),
               "timings": timings}
     path = os.path.join(snapshot_dir, STAGE_RECORD)
@@ -215,7 +235,49 @@ def swap(backend, manifest, snapshot_dir, record, engine, stamp, now=time.monoto
                            "one kept as %s" % ("; ".join(problems[:3]), failed), changed=True, result=result)
     result["verified"] = True
     result["health"] = timed(timings, now, "start_engine", engine.start)
+    settled = timed(timings, now, "settle_export", settle_export, backend, manifest, snapshot_dir, record["export_dir"],
+                    aside, stamp)
+    result.update(settled or {})
     return result
+
+
+def settle_export(backend, manifest, snapshot_dir, export_dir, aside, stamp):
+    """After the swap, the Engine back: the export made again from the replaced brain against the snapshot itself.
+
+    The serving-phase export compared the brain while the Engine still wrote to it, and the stopped phase only
+    adds rows with higher keys; a row changed in place in between is caught here. The new files replace the old
+    ones one by one, summary.json last with `settled`: an interrupted settle is simply done again. Returns the
+    export's totals, or None where the snapshot cannot be read as a brain (a PostgreSQL dump) or nothing is kept.
+    """
+    basis = backend.snapshot_brain(snapshot_dir)
+    if basis is None or not os.path.exists(aside):
+        return None
+    scratch = export_dir.rstrip(os.sep) + ".settling"
+    shutil.rmtree(scratch, ignore_errors=True)
+    export = JsonlExport(scratch)
+    backend.export(export, marks_of(manifest), basis=basis, source=aside)
+    summary = export.summary({"snapshot": manifest["id"], "exported_at": stamp, "settled": True})
+    fresh = set(os.listdir(scratch))
+    for name in os.listdir(export_dir):
+        if name.endswith(".jsonl") and name not in fresh:
+            os.unlink(os.path.join(export_dir, name))
+    for name in sorted(fresh, key=lambda n: n == "summary.json"):
+        os.replace(os.path.join(scratch, name), os.path.join(export_dir, name))
+    os.rmdir(scratch)
+    fsync_path(export_dir)
+    return {"exported": summary["rows"], "exported_total": summary["total_rows"],
+            "exported_updated": summary["updated"], "exported_deleted": summary["deleted"], "export_settled": True}
+
+
+def settle_pending(backend, manifest, snapshot_dir, record, stamp):
+    """The settle an interrupted run did not finish (its summary.json is not `settled`), else None."""
+    try:
+        with open(os.path.join(record["export_dir"], "summary.json")) as handle:
+            if json.load(handle).get("settled"):
+                return None
+    except (IOError, OSError, ValueError):
+        pass
+    return settle_export(backend, manifest, snapshot_dir, record["export_dir"], record["aside"], stamp)
 
 
 def export_since_stage(backend, manifest, record, stamp, timings, now=time.monotonic):
@@ -224,18 +286,21 @@ def export_since_stage(backend, manifest, record, stamp, timings, now=time.monot
     if record.get("export_sizes") is not None:
         export.rewind(record["export_sizes"])  # an earlier, interrupted swap may have appended some already
     export.counts = dict(record.get("exported_serving") or {})
+    changes = record.get("changes_serving") or {}
+    export.updated, export.deleted, export.dropped = (dict(changes.get(k) or {}) for k in ("updated", "deleted", "dropped"))
     export.whole_tables = list(record.get("whole_tables") or [])
     timed(timings, now, "export_stopped", backend.export, export, marks_of(manifest), record["high_water"])
     summary = export.summary({"snapshot": manifest["id"], "exported_at": stamp})
     return {"exported": summary["rows"], "exported_total": summary["total_rows"], "export_dir": record["export_dir"],
+            "exported_updated": summary["updated"], "exported_deleted": summary["deleted"],
             "exported_whole_tables": summary["whole_tables"],
             "external_calls": external_calls(record["export_dir"], record.get("mcp_servers") or [])}
 
 
 def write_swap_record(snapshot_dir, result, identity, snapshot_id, stamp):
     """What a swap did, kept beside the snapshot: a re-run recognises the live brain by `identity` and stops there."""
-    record = dict((k, result[k]) for k in ("aside", "export_dir", "exported", "exported_total",
-                                           "exported_whole_tables", "external_calls"))
+    record = dict((k, result.get(k)) for k in ("aside", "export_dir", "exported", "exported_total", "exported_updated",
+                                               "exported_deleted", "exported_whole_tables", "external_calls"))
     record.update(identity=identity, snapshot=snapshot_id, swapped_at=stamp)
     write_atomic(os.path.join(snapshot_dir, SWAP_RECORD), json.dumps(record, sort_keys=True))
 

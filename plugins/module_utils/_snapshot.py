@@ -15,7 +15,7 @@ from datetime import datetime
 
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.base import BrainError, brain_reads
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._files import fsync_path
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._snapshot_store import FORMAT, file_entries
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._snapshot_store import FORMAT, file_entries, sha256_file
 
 
 def engine_metadata(container, image=None):
@@ -67,12 +67,38 @@ def room_for_snapshot(store, size):
                          % (store.root, size >> 20, free >> 20, need >> 20))
 
 
+def adopt(backend, store, snapshot_id, path, metadata, reason=None, pinned=False, key_fingerprint=None, force=False):
+    """A snapshot taken by hand (a plain `sqlite3 .backup` file) into the store as a normal snapshot.
+
+    Checked first (whole, an Engine brain, this Engine's: backend.adoption_problem), then copied and described like
+    any snapshot (take_snapshot), its time being the file's. Raises BrainError naming the problem.
+    """
+    refuse_adoption(backend, path, force)
+    stat = os.stat(path)
+    room_for_snapshot(store, stat.st_size)
+    metadata = dict(metadata, adopted_from={"path": path, "sha256": sha256_file(path), "size": stat.st_size,
+                                            "modified_at": _stamp(datetime.utcfromtimestamp(stat.st_mtime))})
+    return take_snapshot(backend.for_file(path), store, snapshot_id, metadata, reason, pinned, key_fingerprint,
+                         clock=lambda: datetime.utcfromtimestamp(stat.st_mtime))
+
+
+def refuse_adoption(backend, path, force=False):
+    """Raise BrainError when a hand-made copy can't be adopted (another Engine's brain only without `force`)."""
+    problem = backend.adoption_problem(path)
+    if problem and not (force and problem.startswith("holds none")):
+        raise BrainError("%s %s" % (path, problem))
+
+
+def _stamp(moment):
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
 def take_snapshot(backend, store, snapshot_id, metadata, reason=None, pinned=False, key_fingerprint=None,
                   now=time.monotonic, clock=datetime.utcnow):
     store.ensure()
     store.discard_partials()
     partial = store.partial(snapshot_id)
-    created_at = clock().strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    created_at = _stamp(clock())
     began = now()
     try:
         names, description = backend.snapshot(partial)

@@ -99,9 +99,23 @@ plan:
   returned: always
   type: dict
 exported:
-  description: Rows exported per table (the rows the restore removed from the live brain).
+  description: Rows exported per table that the snapshot does not have (written in the bad window).
   returned: when a restore ran
   type: dict
+exported_updated:
+  description: Rows per table changed in place in the bad window, exported with their before and after images.
+  returned: when a restore ran
+  type: dict
+exported_deleted:
+  description: Rows per table deleted in the bad window, exported with their before images.
+  returned: when a restore ran
+  type: dict
+export_settled:
+  description:
+    - The export was made again from the replaced brain against the snapshot once the Engine was back (SQLite), so
+      rows changed up to the stop are in it.
+  returned: when a SQLite restore ran
+  type: bool
 export_dir:
   description: Directory of the JSONL export and its C(summary.json).
   returned: when a restore ran
@@ -167,7 +181,8 @@ from ansible_collections.engine_ops.lifecycle.plugins.module_utils._engine_contr
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._errors import EngineDockerError
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._offsite import OffsiteError
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._restore import (
-    SWAP_RECORD, CountingExport, RestoreError, already_restored, brain_matches, existing_stage, export_dir_for, load_stage, plan, preflight, stage, swap)
+    SWAP_RECORD, CountingExport, RestoreError, already_restored, brain_matches, existing_stage, export_dir_for, load_stage, plan, preflight,
+    settle_pending, stage, swap)
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._snapshot_store import (
     StoreError, check_name)
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._volume_options import VOLUME_BACKENDS
@@ -215,7 +230,7 @@ def main():
         if volume:
             volume_restore(module, backend, store, manifest, engine, stamp, fetched)
         preflight(backend, manifest, store.path(snapshot_id), engine_name)
-        the_plan = plan(backend, manifest)
+        the_plan = plan(backend, manifest, snapshot_dir=store.path(snapshot_id))
         live = backend.describe()
     except (StoreError, RestoreError, BrainError, OffsiteError) as exc:
         module.fail_action("preflight of snapshot %s" % snapshot_id, exc)
@@ -226,6 +241,14 @@ def main():
     if restored:
         result.update(already_restored=restored, aside=restored["aside"], export_dir=restored["export_dir"],
                       exported=restored["exported"], exported_total=restored["exported_total"])
+        if not module.check_mode:
+            try:  # an interrupted run may have swapped and not yet settled its export
+                settled = settle_pending(backend, manifest, store.path(snapshot_id), restored, stamp)
+            except (BrainError, OSError) as exc:
+                module.fail_action("settle the export of the restore of snapshot %s" % snapshot_id, exc, **result)
+            if settled:
+                result.update(settled)
+                module.exit_json(changed=True, **result)
         module.exit_json(changed=False, **result)
     if brain_matches(live, manifest):
         module.exit_json(changed=False, **result)

@@ -63,7 +63,8 @@ options:
       - Pinned snapshots and the rollback target are kept in addition and never removed by retention.
     type: int
   force:
-    description: Allow deleting a pinned snapshot or the rollback target.
+    description: Allow deleting a pinned snapshot or the rollback target; with O(import_from) a file, adopt a brain
+      whose oldest episodes are not in this Engine's brain.
     type: bool
     default: false
   import_from:
@@ -71,6 +72,13 @@ options:
       - Instead of snapshotting the live brain, import this snapshot directory of another Engine (a production snapshot
         copied to a staging host, for a drill) as a snapshot of this Engine, under O(id). Its manifest and every file are
         verified first; the imported manifest keeps the source's data fields and records C(imported_from).
+      - Or adopt a snapshot taken by hand, a plain C(sqlite3 .backup) file without a manifest (the Engine's documented
+        manual upgrade leaves one). The file is checked to be whole (header, size, integrity check), to be an Engine
+        brain (its core tables) and to be this Engine's (its oldest episodes are in the live brain; O(force=true)
+        adopts another's), then copied into the store with a manifest built from it (fingerprint, row counts,
+        checksums, C(adopted_from)) and its modification time as the snapshot's time. It becomes a normal rollback
+        target (O(rollback_target=true)). The id defaults to C(adopted-) and the start of the file's sha256, so
+        adopting the same file again changes nothing. A file that fails a check is refused and nothing is changed.
       - File and dump snapshots only (not O(backend=ebs) or O(backend=gcp_disk)).
     type: path
   encryption_key:
@@ -151,9 +159,10 @@ from ansible_collections.engine_ops.lifecycle.plugins.module_utils._common impor
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._engine_control import DockerEngine
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._errors import EngineDockerError
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._offsite import OffsiteError
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._snapshot import engine_metadata, room_for_snapshot, take_snapshot
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._snapshot import (
+    adopt, engine_metadata, refuse_adoption, room_for_snapshot, take_snapshot)
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._snapshot_store import (
-    StoreError, check_name, entry_path, file_matches, key_fingerprint, new_id, read_manifest, retention_victims)
+    StoreError, check_name, entry_path, file_matches, key_fingerprint, new_id, read_manifest, retention_victims, sha256_file)
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._volume_options import VOLUME_BACKENDS
 
 
@@ -198,6 +207,8 @@ def main():
         module.exit_json(changed=True, removed=[snapshot_id])
 
     offsite = module.offsite()
+    if p["import_from"] and os.path.isfile(p["import_from"]):
+        adopt_file(module, store)
     if p["import_from"]:
         import_snapshot(module, store, snapshot_id)
     if p["id"] and snapshot_id in store.ids():
@@ -261,6 +272,41 @@ def main():
     except (BrainError, StoreError, EngineDockerError, OSError) as exc:
         module.fail_action("snapshot %s" % backend.location(), exc, changed="snapshot" in result, **result)
     module.exit_json(changed=True, **result)
+
+
+def adopt_file(module, store):
+    """Adopt a snapshot taken by hand (a plain `sqlite3 .backup` file) as a snapshot of this Engine; exits the module."""
+    p = module.params
+    path = p["import_from"]
+    backend = module.backend()
+    if not hasattr(backend, "adoption_problem"):
+        module.fail_action("adopt %s" % path, "only SQLite .backup files are adopted (this brain is %s); nothing was "
+                                              "changed" % backend.name)
+    try:
+        digest = sha256_file(path)
+        snapshot_id = check_name("snapshot id", p["id"] or "adopted-" + digest[:16])
+        if snapshot_id in store.ids():
+            existing = store.load(snapshot_id, verify_files=True)
+            if (existing.get("adopted_from") or {}).get("sha256") != digest:
+                raise StoreError("snapshot %s already exists and is not an adoption of this file" % snapshot_id)
+            changed = p["rollback_target"] and store.rollback_target() != snapshot_id
+            if changed and not module.check_mode:
+                store.set_rollback_target(snapshot_id)
+            module.exit_json(changed=changed, snapshot=existing, removed=[])
+        if module.check_mode:
+            refuse_adoption(backend, path, p["force"])
+            module.exit_json(changed=True, removed=[], snapshot={"id": snapshot_id, "engine": store.engine,
+                                                                 "backend": backend.name, "adopt": path})
+        container = module.container
+        secret = p["encryption_key"] or (container_env(container).get("AD_ENCRYPTION_KEY") if container else None)
+        manifest = adopt(backend, store, snapshot_id, path, {"engine_version": None, "engine_image": None},
+                         p["reason"] or "taken by hand (%s)" % os.path.basename(path), p["pinned"],
+                         key_fingerprint(secret), force=p["force"])
+        if p["rollback_target"]:
+            store.set_rollback_target(snapshot_id)
+    except (BrainError, StoreError, OSError) as exc:
+        module.fail_action("adopt %s" % path, exc)
+    module.exit_json(changed=True, snapshot=manifest, removed=[])
 
 
 def import_snapshot(module, store, snapshot_id):

@@ -24,9 +24,16 @@ AWX_DIR = os.path.join(REPO, "extensions", "awx")
 COLLECTIONS = os.environ.get("ANSIBLE_COLLECTIONS_PATH", "").split(os.pathsep)[0]
 
 
+class AnsibleVarsLoader(yaml.SafeLoader):
+    """Reads vars files as Ansible does: `!unsafe` marks a string Ansible must not template (an AWX injector)."""
+
+
+AnsibleVarsLoader.add_constructor("!unsafe", lambda loader, node: loader.construct_scalar(node))
+
+
 def objects():
     with open(os.path.join(AWX_DIR, "objects.yml")) as handle:
-        return yaml.safe_load(handle)["engine_ops_awx"]
+        return yaml.load(handle, Loader=AnsibleVarsLoader)["engine_ops_awx"]  # noqa: S506 (a safe loader)
 
 
 def role_options(role):
@@ -169,9 +176,7 @@ def test_a_drill_job_with_survey_answers_returns_its_artifacts(engines, named, p
     key = hosts[members[0].name].pop("engine_api_key")  # not in the inventory: the Engine API key credential injects it
     answers = {"production_version": "2.3.1", "broken_version": "2.4.0-broken-errors", "drill_rto_budget": 600,
                "drill_seed_turns": 4}
-    with open(os.path.join(AWX_DIR, "objects.yml")) as handle:
-        injectors = yaml.safe_load(handle.read().replace("!unsafe ", ""))["engine_ops_awx"][
-            "engine_key_credential_type"]["injectors"]["extra_vars"]
+    injectors = objects()["engine_key_credential_type"]["injectors"]["extra_vars"]
     assert injectors == {"engine_api_key": "{{ engine_api_key }}"}
     result, artifacts = awx_job(tmp_path, "drill.yml", hosts, "staging", dict(answers, engine_api_key=key),
                                 group_vars)

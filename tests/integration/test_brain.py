@@ -222,3 +222,70 @@ def test_restoring_an_equal_brain_is_not_a_change(engines, named, prefix, store)
     snap = run_module("brain_snapshot", brain_args(engine, store))["snapshot"]
     result = run_module("brain_restore", brain_args(engine, store, id=snap["id"]))
     assert result["changed"] is False and not result.get("failed")
+
+
+def change_in_place(engine, docker_client, statements):
+    """Write to the live brain behind the Engine's back, as a release that updates and deletes rows would."""
+    if engine.brain.backend == "postgres":
+        import psycopg  # pylint: disable=import-outside-toplevel
+        with psycopg.connect(engine.brain.dsn(), autocommit=True) as conn:
+            for statement in statements:
+                conn.execute(statement)
+        return
+    import sqlite3  # pylint: disable=import-outside-toplevel
+    conn = sqlite3.connect(engine.brain.sqlite_path(docker_client), timeout=30)
+    try:
+        for statement in statements:
+            conn.execute(statement)
+        conn.commit()
+    finally:
+        conn.close()
+
+
+@BRAINS
+def test_rows_updated_or_deleted_in_the_bad_window_are_set_aside_with_before_and_after(
+        engines, named, prefix, backend, python, store, docker_client):
+    engine = start(engines, named, prefix, "2.3.1", engines.brain(backend))
+    turns(engine, "kept", 4)
+    change_in_place(engine, docker_client, [
+        "INSERT INTO knowledge_store (key, value, source, created_at) VALUES ('fact', 'old value', 'seed', "
+        "'2026-01-01T00:00:00.000000Z')"])
+    snap = run_module("brain_snapshot", interpreter=python, args=brain_args(engine, store))["snapshot"]
+    change_in_place(engine, docker_client, [
+        "UPDATE knowledge_store SET value = 'new value' WHERE key = 'fact'",
+        "DELETE FROM learning_signals WHERE request_id = 'kept-0'"])
+    planned = run_module("brain_restore", interpreter=python, check=True, args=brain_args(engine, store, id=snap["id"]))
+    if backend == "sqlite":  # the snapshot file is compared in place: the plan counts them already
+        assert planned["plan"]["rows_updated_to_export"] == {"knowledge_store": 1}
+        assert planned["plan"]["rows_deleted_to_export"] == {"learning_signals": 1}
+
+    staged = run_module("brain_restore", interpreter=python, args=brain_args(engine, store, id=snap["id"], phase="stage"))
+    assert staged["changed"], staged.get("msg")
+    # after the serving-phase export, before the stop: caught by the settled export (SQLite) from the kept brain
+    change_in_place(engine, docker_client, ["UPDATE conversations SET content = 'edited late' "
+                                            "WHERE request_id = 'kept-1' AND role = 'user'"])
+    assert run_module("engine_drain", interpreter=python, args={"container": engine.name})["drain"]["clean"]
+    swapped = run_module("brain_restore", interpreter=python, args=brain_args(engine, store, id=snap["id"], phase="swap"))
+    assert swapped["changed"] and swapped["verified"], swapped.get("msg")
+
+    def lines(name):
+        with open(os.path.join(swapped["export_dir"], name)) as handle:
+            return [json.loads(line) for line in handle]
+
+    [fact] = lines("knowledge_store.updated.jsonl")
+    assert fact["before"]["value"] == "old value" and fact["after"]["value"] == "new value"
+    assert set(fact["key"]) == {"id"} and fact["key"]["id"] == fact["before"]["id"]
+    [gone] = lines("learning_signals.deleted.jsonl")
+    assert gone["before"]["request_id"] == "kept-0" and "after" not in gone
+    with open(os.path.join(swapped["export_dir"], "summary.json")) as handle:
+        summary = json.load(handle)
+    assert "<table>.updated.jsonl" in summary["files"]
+    if backend == "sqlite":
+        assert swapped["export_settled"] and summary["settled"]
+        assert swapped["exported_updated"] == {"knowledge_store": 1, "conversations": 1}
+        [late] = lines("conversations.updated.jsonl")
+        assert late["after"]["content"] == "edited late"
+    else:  # no settle from a dump: a change after the serving-phase export stays in the kept database only
+        assert swapped["exported_updated"] == {"knowledge_store": 1} and swapped["aside"]
+    assert swapped["exported_deleted"] == {"learning_signals": 1}
+    assert engine.brain.query(docker_client, "SELECT value FROM knowledge_store WHERE key = 'fact'") == [("old value",)]

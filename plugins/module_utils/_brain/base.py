@@ -49,27 +49,102 @@ def jsonable(value):
     return value
 
 
+FILES_README = {
+    "<table>.jsonl": "rows the snapshot does not have (written in the bad window), as {column: value}",
+    "<table>.updated.jsonl": "rows changed in place: {key, before (the snapshot's row), after (the replaced brain's)}",
+    "<table>.deleted.jsonl": "rows deleted in the bad window: {key, before (the snapshot's row)}",
+    "summary.json": "counts per table: rows (inserted), updated, deleted; dropped_tables (tables only the snapshot "
+                    "has, whose rows come back with it); whole_tables (exported entirely: no key to compare by)",
+    "values": "JSON; bytes such as embeddings as {\"base64\": ...} of the exact bytes",
+}
+
+
+def merge_changes(new_rows, old_rows, new_index, old_index):
+    """Compare two streams of (key, *values), both ordered by key: the brain (new) and the snapshot (old).
+
+    Yields (kind, key, before, after): "insert" for a key only in the brain, "delete" for a key only in the
+    snapshot, "update" for a key in both whose values differ at the compared positions (`new_index` and `old_index`
+    name the same columns in each; columns only one side has are not compared). One row of each in memory.
+    """
+    new_it, old_it = iter(new_rows), iter(old_rows)
+    new, old = next(new_it, None), next(old_it, None)
+    while new is not None or old is not None:
+        if old is None or (new is not None and new[0] < old[0]):
+            yield "insert", new[0], None, new[1:]
+            new = next(new_it, None)
+        elif new is None or old[0] < new[0]:
+            yield "delete", old[0], old[1:], None
+            old = next(old_it, None)
+        else:
+            if any(new[1 + i] != old[1 + j] for i, j in zip(new_index, old_index)):
+                yield "update", new[0], old[1:], new[1:]
+            new, old = next(new_it, None), next(old_it, None)
+
+
+CHANGE_FILES = {"insert": "%s.jsonl", "update": "%s.updated.jsonl", "delete": "%s.deleted.jsonl"}
+
+
 class JsonlExport:
-    """Writes one JSONL file per table (0600) and counts rows; appending is allowed (two phases)."""
+    """Writes the rows a restore would remove (0600 files) and counts them; appending is allowed (two phases).
+
+    `<table>.jsonl`: rows the snapshot does not have, one JSON object per line (column -> value).
+    `<table>.updated.jsonl`: rows the snapshot has with other values, `{"key", "before", "after"}`.
+    `<table>.deleted.jsonl`: rows the snapshot has and the brain no longer has, `{"key", "before"}`.
+    Values are JSON; bytes (embeddings) are `{"base64": ...}` of the exact bytes.
+    """
 
     def __init__(self, directory):
         self.directory = directory
         self.counts = {}
+        self.updated = {}
+        self.deleted = {}
+        self.dropped = {}  # tables only the snapshot has: their rows come back with it, they are not copied
         self.whole_tables = []  # tables exported entirely because new rows could not be told apart
         ensure_dir(directory)
 
+    def _open(self, name):
+        fd = os.open(os.path.join(self.directory, name), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        return os.fdopen(fd, "a")
+
+    @staticmethod
+    def _close(handle):
+        handle.flush()
+        os.fsync(handle.fileno())
+        handle.close()
+
     def write(self, table, columns, rows):
-        path = os.path.join(self.directory, "%s.jsonl" % table)
         count = 0
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        with os.fdopen(fd, "a") as handle:
+        handle = self._open(CHANGE_FILES["insert"] % table)
+        try:
             for row in rows:
                 handle.write(json.dumps(dict((c, jsonable(v)) for c, v in zip(columns, row)), sort_keys=True) + "\n")
                 count += 1
-            handle.flush()
-            os.fsync(handle.fileno())
+        finally:
+            self._close(handle)
         self.counts[table] = self.counts.get(table, 0) + count
         return count
+
+    def write_changes(self, table, key_name, new_columns, old_columns, changes):
+        """Write merge_changes() output: inserted rows as write() does, updated and deleted rows keyed by primary key."""
+        handles = {}
+        counters = {"insert": self.counts, "update": self.updated, "delete": self.deleted}
+        try:
+            for kind, key, before, after in changes:
+                if kind == "insert":
+                    line = dict((c, jsonable(v)) for c, v in zip(new_columns, after))
+                else:
+                    line = {"key": {key_name: jsonable(key)},
+                            "before": dict((c, jsonable(v)) for c, v in zip(old_columns, before))}
+                    if kind == "update":
+                        line["after"] = dict((c, jsonable(v)) for c, v in zip(new_columns, after))
+                if kind not in handles:
+                    handles[kind] = self._open(CHANGE_FILES[kind] % table)
+                handles[kind].write(json.dumps(line, sort_keys=True) + "\n")
+                counters[kind][table] = counters[kind].get(table, 0) + 1
+        finally:
+            for handle in handles.values():
+                self._close(handle)
+        self.counts.setdefault(table, 0)
 
     def sizes(self):
         """Bytes of each table's file now: where a later phase starts appending."""
@@ -94,7 +169,8 @@ class JsonlExport:
 
     def summary(self, extra=None):
         body = {"rows": dict(self.counts), "total_rows": sum(self.counts.values()),
-                "whole_tables": sorted(set(self.whole_tables))}
+                "updated": dict(self.updated), "deleted": dict(self.deleted), "dropped_tables": dict(self.dropped),
+                "whole_tables": sorted(set(self.whole_tables)), "files": FILES_README}
         body.update(extra or {})
         path = os.path.join(self.directory, "summary.json")
         with open(path, "w") as handle:

@@ -11,8 +11,9 @@ import os
 import re
 import threading
 import traceback
+from contextlib import ExitStack
 
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.base import BrainError, fingerprint
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.base import BrainError, fingerprint, merge_changes
 
 try:
     import psycopg
@@ -203,6 +204,29 @@ class PostgresBackend:
     def describe_snapshot(self, snapshot_dir):
         raise BrainError("a PostgreSQL snapshot is described while it is taken")
 
+    def rows_by_key(self, table, rows):
+        """The live rows with the keys of exported `rows` (see SqliteBackend.rows_by_key)."""
+        with self._connect() as conn:
+            schema, keys, dummy = self._structure(conn)
+            if table not in schema:
+                return None
+            key = keys.get(table) or "id"
+            wanted = [r.get(key) for r in rows if r.get(key) is not None]
+            present = {}
+            if wanted:
+                with conn.cursor() as cursor:
+                    cursor.execute(sql.SQL("SELECT * FROM {} WHERE {} = ANY(%s)").format(
+                        sql.Identifier(table), sql.Identifier(key)), (wanted,))
+                    names = [d.name for d in cursor.description]
+                    for found in cursor:
+                        values = dict(zip(names, found))
+                        present[values[key]] = values
+        return {"key": key, "columns": list(schema[table]), "present": present}
+
+    @staticmethod
+    def snapshot_brain(snapshot_dir):
+        return None  # a dump: it can be compared with only once restored (the staged database)
+
     def verify_snapshot(self, snapshot_dir):
         try:
             listing = self._run(["pg_restore", "--list", os.path.join(snapshot_dir, DUMP_DIR)], "pg_restore --list")
@@ -262,12 +286,24 @@ class PostgresBackend:
                                 (self.database,)).fetchall()
         return ["session %s from %s" % (name, addr or "local socket") for name, addr in rows]
 
-    def export(self, export, marks, after_keys=None):
+    def export(self, export, marks, after_keys=None, basis=None):
+        """Append to `export` the rows of the live brain that the snapshot does not hold.
+
+        With `basis` (the staged database, equal to the snapshot) every table with an integer primary key is
+        compared with it row by row, both read in key order through server-side cursors: inserted, updated
+        (before and after) and deleted rows. Otherwise rows above the snapshot's highest key or newer than its
+        newest created_at count as new; `after_keys` (Engine stopped) reads only rows above those keys.
+        """
         high = {}
-        with self._connect(autocommit=False) as conn:
+        with ExitStack() as stack:
+            conn = stack.enter_context(self._connect(autocommit=False))
             if after_keys is None or self._structure_cache is None:
                 self._structure_cache = self._structure(conn)  # the second phase (downtime) reuses it
             schema, keys, dummy = self._structure_cache
+            base = None
+            if basis is not None and after_keys is None:
+                bconn = stack.enter_context(self._connect(basis, autocommit=False))
+                base = (bconn,) + self._structure(bconn)[:2]
             for table, columns in sorted(schema.items()):
                 key = keys.get(table)
                 key = key if columns.get(key) in INTEGER_TYPES else None
@@ -275,6 +311,9 @@ class PostgresBackend:
                 ident = sql.Identifier(table)
                 high[table] = conn.execute(sql.SQL("SELECT max({}) FROM {}").format(
                     sql.Identifier(key), ident)).fetchone()[0] if key else None
+                if base and key and (table not in base[1] or base[2].get(table) == key):
+                    self._export_changes(export, conn, table, key, base if table in base[1] else None)
+                    continue
                 if after_keys is not None and key and (high[table] or 0) <= (after_keys.get(table) or 0):
                     continue  # nothing new since the first phase
                 select = sql.SQL("SELECT * FROM {}").format(ident)
@@ -300,8 +339,32 @@ class PostgresBackend:
                     cursor.execute(query, args)
                     first = cursor.fetchmany(1)
                     export.write(table, [d.name for d in cursor.description], _chain(first, cursor))
+            if base:
+                for table in sorted(set(base[1]) - set(schema)):
+                    export.dropped[table] = base[0].execute(sql.SQL("SELECT count(*) FROM {}").format(
+                        sql.Identifier(table))).fetchone()[0]
+                base[0].rollback()
             conn.rollback()
         return high
+
+    @staticmethod
+    def _export_changes(export, conn, table, key, base):
+        select = sql.SQL("SELECT {}, * FROM {} ORDER BY 1").format(sql.Identifier(key), sql.Identifier(table))
+        with conn.cursor(name="engine_ops_live") as live:  # server-side, in key order: memory stays flat
+            live.execute(select)
+            first = live.fetchmany(1)
+            columns = [d.name for d in live.description][1:]
+            if base is None:  # a table the snapshot does not have: all of it is new
+                export.write(table, columns, (row[1:] for row in _chain(first, live)))
+                return
+            with base[0].cursor(name="engine_ops_snapshot") as old:
+                old.execute(select)
+                old_first = old.fetchmany(1)
+                old_columns = [d.name for d in old.description][1:]
+                common = [c for c in columns if c in old_columns]
+                changes = merge_changes(_chain(first, live), _chain(old_first, old),
+                                        [columns.index(c) for c in common], [old_columns.index(c) for c in common])
+                export.write_changes(table, key, columns, old_columns, changes)
 
     def _rename_all(self, pairs):
         with self._connect("postgres") as conn:

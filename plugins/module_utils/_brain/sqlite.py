@@ -14,15 +14,18 @@ __metaclass__ = type
 import os
 import shutil
 import sqlite3
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.base import BrainError, fingerprint
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.base import BrainError, fingerprint, merge_changes
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.sqlite_tables import (
     KEY, Catalog, load_extensions, quote)
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._files import fsync_path
 
 SNAPSHOT_FILE = "brain.sqlite"
 SIDECARS = ("-wal", "-shm")
+# Tables every Engine brain has (ENGINE_CONTRACT.md): a file without them is not an Engine's brain.
+ENGINE_TABLES = ("episodes", "conversations", "learning_signals", "working_memory_log")
+LINEAGE_ROWS = 20
 
 
 @contextmanager
@@ -182,6 +185,76 @@ class SqliteBackend:
     def describe_snapshot(self, snapshot_dir):
         return self.describe(os.path.join(snapshot_dir, SNAPSHOT_FILE))
 
+    @staticmethod
+    def snapshot_brain(snapshot_dir):
+        """The snapshot as a brain that can be read in place (what a settled export compares with)."""
+        return os.path.join(snapshot_dir, SNAPSHOT_FILE)
+
+    def rows_by_key(self, table, rows):
+        """The live rows with the keys of exported `rows`: {"key", "columns", "present": {key: {column: value}}}, or
+        None when the brain has no such table (a re-import's plan)."""
+        with connect(self.path) as (conn, access):
+            catalog = Catalog(conn, access)
+            relation = catalog.relation(table) if table in catalog.logical_tables() else None
+            if relation is None:
+                return None
+            present = {}
+            for row in rows:
+                key = row.get(relation.key_name)
+                found = conn.execute("SELECT * FROM (%s) WHERE %s = ?" % (relation.select, KEY), (key,)).fetchone()
+                if found is not None:
+                    present[key] = dict(zip(relation.columns, found[1:]))
+        return {"key": relation.key_name, "columns": relation.columns, "present": present}
+
+    # -- snapshots taken by hand ----------------------------------------------------------------------
+    def for_file(self, path):
+        """The same backend over another file (a hand-made copy), to snapshot it into the store."""
+        return SqliteBackend(path)
+
+    def adoption_problem(self, path):
+        """Why a hand-made copy (a plain `sqlite3 .backup` file) can't be adopted as a snapshot of this brain, or None.
+
+        Whole: a SQLite header, as many pages as the header says, `PRAGMA quick_check`. An Engine brain: the
+        contract's core tables. This Engine's: its oldest episodes (by key) are in the live brain with the same
+        values (columns both have), unless the file has none.
+        """
+        with open(path, "rb") as handle:
+            header = handle.read(100)
+        if header[:16] != b"SQLite format 3\x00":
+            return "is not a SQLite database"
+        page_size = int.from_bytes(header[16:18], "big")
+        page_size = 65536 if page_size == 1 else page_size
+        pages = int.from_bytes(header[28:32], "big")
+        size = os.path.getsize(path)
+        if header[92:96] == header[24:28] and pages and size < pages * page_size:
+            return "is truncated: %d bytes where its header says %d pages of %d bytes" % (size, pages, page_size)
+        problems = self.integrity(path)
+        if problems:
+            return "fails its integrity check: %s" % "; ".join(problems[:3])
+        with connect(path) as (conn, access):
+            catalog = Catalog(conn, access)
+            missing = [t for t in ENGINE_TABLES if t not in catalog.sql]
+            if missing:
+                return "is not an Engine brain: it has no %s table" % ", ".join(missing)
+            old = catalog.relation("episodes")
+            oldest = conn.execute("SELECT * FROM (%s) ORDER BY %s LIMIT %d" % (old.select, KEY, LINEAGE_ROWS)).fetchall()
+        if not oldest or not self.exists():
+            return None
+        with connect(self.path) as (conn, access):
+            live = Catalog(conn, access).relation("episodes")
+            if live is None:
+                return None
+            common = [c for c in live.columns if c in old.columns]
+            found = 0
+            for row in oldest:
+                mine = conn.execute("SELECT * FROM (%s) WHERE %s = ?" % (live.select, KEY), (row[0],)).fetchone()
+                if mine and all(mine[1 + live.columns.index(c)] == row[1 + old.columns.index(c)] for c in common):
+                    found += 1
+        if not found:
+            return ("holds none of this Engine's oldest %d episodes: it is another Engine's brain (force=true adopts it "
+                    "anyway)" % len(oldest))
+        return None
+
     # -- restore ------------------------------------------------------------------------------------
     def staged_path(self, snapshot_id):
         directory, base = os.path.split(self.path)
@@ -220,45 +293,76 @@ class SqliteBackend:
             if os.path.exists(path):
                 os.unlink(path)
 
-    def export(self, export, marks, after_keys=None):
-        """Append to `export` the live rows the snapshot does not have.
+    def export(self, export, marks, after_keys=None, basis=None, source=None):
+        """Append to `export` the rows of the brain (`source`, default the live one) that the snapshot does not hold.
 
-        A row is not in the snapshot when its key is above the snapshot's highest or its created_at is
-        newer than the snapshot's newest. With `after_keys` (the second, short phase, Engine stopped) only
-        rows above those keys are read. Virtual tables export their logical rows (vec0 embeddings as their
+        With `basis` (a file equal to the snapshot: its staged copy, or the snapshot itself) every table with a key
+        is compared with it row by row (merge_changes): inserted rows, rows updated in place (before and after) and
+        deleted rows (before). Without one (the plan) a row counts as new when its key is above the snapshot's
+        highest or its created_at newer than its newest. With `after_keys` (the second, short phase, Engine stopped)
+        only rows above those keys are read. Virtual tables export their logical rows (vec0 embeddings as their
         exact float32 bytes, FTS5 rows with their rowid); shadow tables are not exported on their own.
         Returns the high-water keys.
         """
         high = {}
-        with connect(self.path) as (conn, access):
+        with ExitStack() as stack:
+            conn, access = stack.enter_context(connect(source or self.path))
             catalog = Catalog(conn, access)
+            base = None
+            if basis is not None and after_keys is None:
+                bconn, baccess = stack.enter_context(connect(basis))
+                base = (bconn, Catalog(bconn, baccess))
             for table in catalog.logical_tables():
                 relation = catalog.relation(table)
                 if relation is None:
                     continue
-                mark = marks.get(table) or {}
-                key = mark.get("max_key") or 0
                 high[table] = None
                 if relation.key:
                     high[table] = conn.execute("SELECT max(%s) FROM (%s)" % (KEY, relation.select)).fetchone()[0] or 0
-                has_created = "created_at" in relation.columns
-                if after_keys is not None and high[table] is not None:
-                    where, args = KEY + " > ?", (after_keys.get(table) or 0,)
-                elif table not in marks:
-                    where, args = "", ()  # a table the snapshot does not have: all of it is new
-                elif high[table] is not None and has_created and mark.get("max_created_at"):
-                    where, args = KEY + " > ? OR created_at > ?", (key, mark["max_created_at"])
-                elif high[table] is not None:
-                    where, args = KEY + " > ?", (key,)
-                elif has_created and mark.get("max_created_at"):
-                    where, args = "created_at > ?", (mark["max_created_at"],)
-                elif after_keys is not None:
-                    continue  # exported whole in the first phase already
-                else:
-                    where, args = "", ()  # no way to tell new rows: keep all of them
-                    export.whole_tables.append(table)
-                export.write(table, relation.columns, (row[1:] for row in relation.rows(conn, where, args)))
+                old = base[1].relation(table) if base and table in base[1].sql else None
+                if base and relation.key and (old is None or old.key):
+                    self._export_changes(export, conn, relation, base[0], old)
+                    continue
+                self._export_new(export, conn, relation, marks, after_keys, high[table])
+            if base:
+                for table in base[1].logical_tables():
+                    if table not in catalog.sql and base[1].relation(table) is not None:
+                        export.dropped[table] = base[0].execute(
+                            "SELECT count(*) FROM (%s)" % base[1].relation(table).select).fetchone()[0]
         return high
+
+    @staticmethod
+    def _export_changes(export, conn, relation, basis_conn, old):
+        if old is None:  # a table the snapshot does not have: all of it is new
+            export.write(relation.name, relation.columns, (row[1:] for row in relation.rows(conn)))
+            return
+        common = [c for c in relation.columns if c in old.columns]
+        changes = merge_changes(relation.rows(conn, ordered=True), old.rows(basis_conn, ordered=True),
+                                [relation.columns.index(c) for c in common], [old.columns.index(c) for c in common])
+        export.write_changes(relation.name, relation.key_name, relation.columns, old.columns, changes)
+
+    @staticmethod
+    def _export_new(export, conn, relation, marks, after_keys, high):
+        table = relation.name
+        mark = marks.get(table) or {}
+        key = mark.get("max_key") or 0
+        has_created = "created_at" in relation.columns
+        if after_keys is not None and high is not None:
+            where, args = KEY + " > ?", (after_keys.get(table) or 0,)
+        elif table not in marks:
+            where, args = "", ()  # a table the snapshot does not have: all of it is new
+        elif high is not None and has_created and mark.get("max_created_at"):
+            where, args = KEY + " > ? OR created_at > ?", (key, mark["max_created_at"])
+        elif high is not None:
+            where, args = KEY + " > ?", (key,)
+        elif has_created and mark.get("max_created_at"):
+            where, args = "created_at > ?", (mark["max_created_at"],)
+        elif after_keys is not None:
+            return  # exported whole in the first phase already
+        else:
+            where, args = "", ()  # no way to tell new rows: keep all of them
+            export.whole_tables.append(table)
+        export.write(table, relation.columns, (row[1:] for row in relation.rows(conn, where, args)))
 
     def verify_snapshot(self, snapshot_dir):
         return self.integrity(os.path.join(snapshot_dir, SNAPSHOT_FILE))

@@ -192,14 +192,19 @@ class Fts5Columns:
 
 
 class Relation:
-    """One logical table: its column names, and a SELECT that yields (key, *columns) rows."""
+    """One logical table: its column names, and a SELECT that yields (key, *columns) rows.
 
-    def __init__(self, name, columns, select, key, read_via, module=None):
+    `key` is None for a table without a rowid; `key_name` names the key in exports (the INTEGER PRIMARY KEY
+    column, the vec0 primary key, or rowid).
+    """
+
+    def __init__(self, name, columns, select, key, read_via, module=None, key_name="rowid"):
         self.name, self.columns, self.select, self.key = name, columns, select, key
-        self.read_via, self.module = read_via, module
+        self.read_via, self.module, self.key_name = read_via, module, key_name
 
-    def rows(self, conn, where="", args=()):
-        sql = "SELECT * FROM (%s)%s" % (self.select, " WHERE " + where if where else "")
+    def rows(self, conn, where="", args=(), ordered=False):
+        sql = "SELECT * FROM (%s)%s%s" % (self.select, " WHERE " + where if where else "",
+                                          " ORDER BY %s" % KEY if ordered else "")
         return conn.execute(sql, args)
 
 
@@ -272,13 +277,16 @@ class Catalog:
             except sqlite3.OperationalError:
                 key = None  # WITHOUT ROWID
             select = "SELECT %s AS %s, * FROM %s" % ("rowid" if key else "NULL", KEY, quote(name))
-            return Relation(name, columns, select, key, "table")
+            pks = [row for row in info if row[5]]
+            key_name = pks[0][1] if len(pks) == 1 and (pks[0][2] or "").upper() == "INTEGER" else "rowid"
+            return Relation(name, columns, select, key, "table", key_name=key_name)
         module, args = self.virtual[name]
         if module == "vec0":
             spec = Vec0Columns(name, args)
+            key_name = spec.key[0] if spec.key and spec.key[1] == "integer" else "rowid"
             if self.access.get("vec0") == "extension":
-                return Relation(name, spec.columns(), spec.module_select(), "rowid", "extension", module)
-            return Relation(name, spec.columns(), spec.shadow_select(), "rowid", "shadow tables", module)
+                return Relation(name, spec.columns(), spec.module_select(), "rowid", "extension", module, key_name)
+            return Relation(name, spec.columns(), spec.shadow_select(), "rowid", "shadow tables", module, key_name)
         if module == "fts5":
             spec = Fts5Columns(name, args)
             if not spec.own_content:

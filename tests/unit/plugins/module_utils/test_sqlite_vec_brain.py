@@ -16,11 +16,11 @@ import subprocess
 import pytest
 
 import ansible_collections.engine_ops.lifecycle as collection
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.base import BrainError, JsonlExport
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.base import BrainError, JsonlExport, merge_changes
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.sqlite import SqliteBackend, connect
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.sqlite_tables import (
     Catalog, Vec0Columns, load_extensions)
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._restore import mismatch
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._restore import mismatch, plan
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._snapshot import take_snapshot
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._snapshot_store import SnapshotStore
 
@@ -223,3 +223,74 @@ def test_load_extensions_reports_why_it_could_not(monkeypatch):
     access = load_extensions(sqlite3.connect(":memory:"))
     assert access == {"vec0": "shadow tables", "sqlite_vec": None,
                       "reason": "the sqlite-vec package is not installed beside the module"}
+
+
+CHANGE_IN_PLACE = """
+import sqlite3, sys, sqlite_vec
+sys.path.insert(0, sys.argv[2])
+from engine.brain import embedding_of
+c = sqlite3.connect(sys.argv[1]); c.enable_load_extension(True); sqlite_vec.load(c)
+c.execute("UPDATE episodes SET summary = 'rewritten in the bad window' WHERE id = 3")
+c.execute("UPDATE episodes_vec SET embedding = ? WHERE episode_id = 5", (embedding_of("re-embedded"),))
+c.execute("DELETE FROM episodes WHERE id = 7")
+c.execute("DELETE FROM episodes_vec WHERE episode_id = 7")
+c.execute("INSERT INTO episodes (id, request_id, conversation_id, summary, outcome, created_at) "
+          "VALUES (41, 'new', 'c', 'new', 'completed', '2099-01-01T00:00:00.000000Z')")
+c.commit()
+print("1")
+"""
+
+
+def test_rows_changed_in_place_or_deleted_are_exported_with_before_and_after(vec_brain, tmp_path):
+    live = str(tmp_path / "data" / "brain.sqlite")
+    os.makedirs(os.path.dirname(live))
+    with connect(vec_brain, extensions=False) as (conn, dummy):
+        target = sqlite3.connect(live)
+        conn.backup(target)
+        target.close()
+    backend = SqliteBackend(live)
+    store = SnapshotStore(str(tmp_path / "store"), "engine-a")
+    manifest = take_snapshot(backend, store, "s1", {})
+    with connect(live, extensions=False) as (conn, dummy):
+        before3 = conn.execute("SELECT summary FROM episodes WHERE id = 3").fetchone()[0]
+    ext_python(CHANGE_IN_PLACE, live, ENGINE_DIR)
+    truth = ext_python(READ_WITH_EXTENSION, live)
+
+    counting = plan(backend, manifest, snapshot_dir=store.path("s1"))
+    assert counting["rows_updated_to_export"]["episodes"] == 1 and counting["rows_deleted_to_export"]["episodes"] == 1
+    export = JsonlExport(str(tmp_path / "export"))
+    backend.export(export, manifest["tables"], basis=backend.snapshot_brain(store.path("s1")))
+    summary = export.summary()
+    assert summary["rows"]["episodes"] == 1 and summary["updated"] == {"episodes": 1, "episodes_vec": 1}
+    assert summary["deleted"] == {"episodes": 1, "episodes_vec": 1} and "files" in summary
+
+    def lines(name):
+        with open(str(tmp_path / "export" / name)) as handle:
+            return [json.loads(line) for line in handle]
+
+    [updated] = lines("episodes.updated.jsonl")
+    assert updated["key"] == {"id": 3} and updated["before"]["summary"] == before3
+    assert updated["after"]["summary"] == "rewritten in the bad window"
+    [vector] = lines("episodes_vec.updated.jsonl")
+    assert vector["key"] == {"episode_id": 5}
+    now = [e for k, e, c in truth["episodes_vec"] if k == 5][0]
+    assert vector["after"]["embedding"]["base64"] == now != vector["before"]["embedding"]["base64"]
+    assert [d["key"] for d in lines("episodes.deleted.jsonl")] == [{"id": 7}]
+    assert [d["before"]["episode_id"] for d in lines("episodes_vec.deleted.jsonl")] == [7]
+    assert [r["request_id"] for r in lines("episodes.jsonl")] == ["new"]
+
+
+@pytest.mark.parametrize("new, old, expected", [
+    ([(1, "a"), (2, "b")], [(1, "a"), (2, "b")], []),
+    ([(1, "a"), (2, "B")], [(1, "a"), (2, "b")], [("update", 2, ("b",), ("B",))]),
+    ([(1, "a"), (3, "c")], [(1, "a"), (2, "b")], [("delete", 2, ("b",), None), ("insert", 3, None, ("c",))]),
+    ([], [(1, "a")], [("delete", 1, ("a",), None)]),
+    ([(1, "a")], [], [("insert", 1, None, ("a",))]),
+])
+def test_merge_changes_walks_both_sides_in_key_order(new, old, expected):
+    assert list(merge_changes(new, old, [0], [0])) == expected
+
+
+def test_columns_only_one_side_has_are_not_compared():
+    new = [(1, "same", 0.9)]  # a migration added a column; its value alone is no change
+    assert list(merge_changes(new, [(1, "same")], [0], [0])) == []
