@@ -92,8 +92,8 @@ def ansible_module(module, args):
     return result
 
 
-def module_process(module, args):
-    """Run a module file as its own process; return (seconds, peak RSS in MiB, result)."""
+def module_process(module, args, python=None):
+    """Run a module file as its own process (under `python`, default this one); return (seconds, peak RSS in MiB, result)."""
     collections = os.environ.get("ANSIBLE_COLLECTIONS_PATH", os.path.join(REPO, ".work", "collections"))
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
         json.dump({"ANSIBLE_MODULE_ARGS": args}, handle)
@@ -101,8 +101,11 @@ def module_process(module, args):
                "p = subprocess.run(sys.argv[1:], capture_output=True, text=True); "
                "print(time.monotonic() - t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); "
                "print(p.stdout)")
-    env = dict(os.environ, PYTHONPATH=collections.split(":")[0])
-    out = subprocess.run([sys.executable, "-c", wrapper, sys.executable,
+    # Another Python (the one that loads SQLite extensions) gets ansible-core from this one, as AnsiballZ would ship it.
+    import ansible  # pylint: disable=import-outside-toplevel
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([collections.split(":")[0],
+                                                       os.path.dirname(os.path.dirname(ansible.__file__))]))
+    out = subprocess.run([sys.executable, "-c", wrapper, python or sys.executable,
                           os.path.join(REPO, "plugins", "modules", module + ".py"), handle.name],
                          env=env, capture_output=True, text=True, check=True).stdout
     os.unlink(handle.name)

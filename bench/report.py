@@ -41,18 +41,25 @@ def image_section(data):
             "", "![image rollback](../bench/results/image-rollback.svg)", ""]
 
 
+def _fmt(value, pattern="%.2f"):
+    return "-" if value is None else pattern % value
+
+
 def brain_section(data):
     if not data:
         return ["*brain.json missing: run `python bench/brain.py`.*"]
     out = ["### Brain snapshots and data rollback (measured %s, median of %d rounds)" % (data["measured_at"],
                                                                                          data["rounds"]), ""]
     if data["sqlite"]:
-        out += ["| SQLite brain | brain_snapshot (s) | `sqlite3 .backup` (s) | cp + fsync (s) | ratio to .backup | "
-                "peak RSS (MiB) |", "|---|---|---|---|---|---|"]
+        out += ["| SQLite brain (vec0 + FTS5) | brain_snapshot, no extensions (s) | with sqlite-vec loaded (s) | "
+                "`sqlite3 .backup` (s) | cp + fsync (s) | ratio to .backup (no ext. / ext.) | peak RSS (MiB, no ext. / ext.) |",
+                "|---|---|---|---|---|---|---|"]
         for size, row in data["sqlite"].items():
             s = row["snapshot"]
-            out.append("| %s (%.0f MB) | %.2f | %.2f | %.2f | %.2f | %.0f |" % (
-                size, s["size_bytes"] / 1e6, s["ours"], s["backup"], s["cp_fsync"], s["ratio_vs_backup"], s["rss"]))
+            out.append("| %s (%.0f MB) | %.2f | %s | %.2f | %.2f | %.2f / %s | %.0f / %s |" % (
+                size, s["size_bytes"] / 1e6, s["ours"], _fmt(s.get("ours_extension")), s["backup"], s["cp_fsync"],
+                s["ratio_vs_backup"], _fmt(s.get("ratio_extension_vs_backup")), s["rss"],
+                _fmt(s.get("rss_extension"), "%.0f")))
         out += ["", "| SQLite brain | data rollback downtime (s) | image-only downtime (s) | naive stop/copy/start (s) | "
                 "ratio to naive | brain part (s) | restore peak RSS (MiB) |", "|---|---|---|---|---|---|---|"]
         for size, row in data["sqlite"].items():

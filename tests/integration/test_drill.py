@@ -20,7 +20,7 @@ def staging(engines, named, prefix, tmp_path, count=3, group="staging"):
     members, hosts = named_engines(engines, named, prefix, count, "2.3.2")
     work = tmp_path / "work"
     evals = tmp_path / "eval.sh"  # a real eval: the rolled-back Engine is healthy on the production version
-    evals.write_text("#!/bin/sh\nset -e\ncurl -fsS -o /dev/null -H \"X-Engine-Key: $ENGINE_API_KEY\" "
+    evals.write_text("#!/bin/sh\nset -e\ncurl -fsS -o /dev/null -H \"X-Engine-Key: $(cat \"$ENGINE_API_KEY_FILE\")\" "
                      "\"$ENGINE_URL/memory/export?tables=server_registry\"\n"  # the evals get the Engine key
                      "curl -fsS \"$ENGINE_URL/health\" | python3 -c 'import json, os, sys; d = json.load(sys.stdin); "
                      "sys.exit(d[\"status\"] != \"ok\" or d[\"version\"] != os.environ[\"ENGINE_VERSION\"])'\n")

@@ -68,7 +68,7 @@ def operated(docker_client, pg_params, tmp_path_factory):
         secrets = {"database password": pg_params["password"], "webhook token": TOKEN,
                    "encryption key": ENCRYPTION_KEY, "LLM API key": LLM_KEY, "Engine API key": ENGINE_API_KEY}
         evals = tmp_path / "evals.sh"  # evals that call the Engine API with the key they are given
-        evals.write_text("#!/bin/sh\nexec curl -fsS -o /dev/null -H \"X-Engine-Key: $ENGINE_API_KEY\" "
+        evals.write_text("#!/bin/sh\nexec curl -fsS -o /dev/null -H \"X-Engine-Key: $(cat \"$ENGINE_API_KEY_FILE\")\" "
                          "\"$ENGINE_URL/memory/export?tables=server_registry\"\n")
         evals.chmod(0o755)
         extra = json.dumps({

@@ -78,6 +78,17 @@ def vec_brain(tmp_path_factory):
     return path
 
 
+def live_copy(brain, tmp_path):
+    """A copy of the module's brain in its own data folder, to snapshot, change and restore."""
+    live = str(tmp_path / "data" / "brain.sqlite")
+    os.makedirs(os.path.dirname(live))
+    with connect(brain, extensions=False) as (conn, dummy):
+        target = sqlite3.connect(live)
+        conn.backup(target)
+        target.close()
+    return live
+
+
 def can_load_extensions():
     return hasattr(sqlite3.connect(":memory:"), "enable_load_extension")
 
@@ -143,11 +154,7 @@ def test_export_keeps_vector_and_fts_rows_exactly(vec_brain, tmp_path):
 
 
 def test_export_of_the_bad_window_takes_only_new_vector_rows(vec_brain, tmp_path):
-    live = str(tmp_path / "brain.sqlite")
-    with connect(vec_brain, extensions=False) as (conn, dummy):
-        target = sqlite3.connect(live)
-        conn.backup(target)
-        target.close()
+    live = live_copy(vec_brain, tmp_path)
     backend = SqliteBackend(live)
     marks = backend.describe()["tables"]
     added = ext_python("""
@@ -166,12 +173,7 @@ c.commit(); print(json.dumps(1))
 
 
 def test_snapshot_and_restore_keep_the_fingerprint(vec_brain, tmp_path):
-    live = str(tmp_path / "data" / "brain.sqlite")
-    os.makedirs(os.path.dirname(live))
-    with connect(vec_brain, extensions=False) as (conn, dummy):
-        target = sqlite3.connect(live)
-        conn.backup(target)
-        target.close()
+    live = live_copy(vec_brain, tmp_path)
     backend = SqliteBackend(live)
     store = SnapshotStore(str(tmp_path / "store"), "engine-a")
     manifest = take_snapshot(backend, store, "s1", {})
@@ -242,12 +244,7 @@ print("1")
 
 
 def test_rows_changed_in_place_or_deleted_are_exported_with_before_and_after(vec_brain, tmp_path):
-    live = str(tmp_path / "data" / "brain.sqlite")
-    os.makedirs(os.path.dirname(live))
-    with connect(vec_brain, extensions=False) as (conn, dummy):
-        target = sqlite3.connect(live)
-        conn.backup(target)
-        target.close()
+    live = live_copy(vec_brain, tmp_path)
     backend = SqliteBackend(live)
     store = SnapshotStore(str(tmp_path / "store"), "engine-a")
     manifest = take_snapshot(backend, store, "s1", {})
