@@ -272,10 +272,21 @@ def main(argv=None):
     finally:
         shutil.rmtree(work, ignore_errors=True)
     os.makedirs(args.out, exist_ok=True)
+    keep_skipped_part(report, os.path.join(args.out, "brain.json"), args.skip_pg)
     with open(os.path.join(args.out, "brain.json"), "w", encoding="utf-8") as handle:
         json.dump(report, handle, indent=2)
     plot(report, args.out)
     return 0
+
+
+def keep_skipped_part(report, path, skipped_pg):
+    """A run with --skip-pg keeps the last PostgreSQL figures, marked with the time they were measured."""
+    if not skipped_pg or not os.path.exists(path):
+        return
+    with open(path, encoding="utf-8") as handle:
+        last = json.load(handle)
+    if last.get("postgres"):
+        report["postgres"] = dict(last["postgres"], measured_at=last["postgres"].get("measured_at", last["measured_at"]))
 
 
 def plot(report, out):

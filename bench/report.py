@@ -71,7 +71,9 @@ def brain_section(data):
                 "![downtime by brain size](../bench/results/brain-downtime.svg)", ""]
     pg = data.get("postgres")
     if pg:
-        out += ["| PostgreSQL brain (%.0f MB) | engine_ops | community.postgresql_db | ratio |" % (pg["size_bytes"] / 1e6),
+        when = ", measured %s" % pg["measured_at"] if pg.get("measured_at") else ""
+        title = "| PostgreSQL brain (%.0f MB%s) | engine_ops | community.postgresql_db | ratio |" % (pg["size_bytes"] / 1e6, when)
+        out += [title,
                 "|---|---|---|---|",
                 "| snapshot (s) | %.2f | %.2f (dump) | %.2f |" % (
                     pg["ours_snapshot"], pg["community_dump"], pg["ratio_snapshot_vs_community_dump"]),

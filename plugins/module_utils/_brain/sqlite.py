@@ -29,10 +29,11 @@ LINEAGE_ROWS = 20
 
 
 @contextmanager
-def _keep_owner(path):
+def _keep_owner(path, tidy=False):
     """SQLite may create -wal/-shm beside a brain it opens; give any new one the brain's owner.
 
-    Otherwise a root-owned -shm would stop the Engine (a non-root user) from opening its brain.
+    Otherwise a root-owned -shm would stop the Engine (a non-root user) from opening its brain. With `tidy` (a
+    brain no Engine uses: a replaced brain, a snapshot) new sidecars are removed again once the WAL is empty.
     """
     before = dict((s, os.path.exists(path + s)) for s in SIDECARS)
     try:
@@ -40,19 +41,26 @@ def _keep_owner(path):
     finally:
         if os.path.exists(path):
             st = os.stat(path)
-            for suffix, existed in before.items():
-                side = path + suffix
-                if not existed and os.path.exists(side):
-                    os.chown(side, st.st_uid, st.st_gid)
-                    os.chmod(side, st.st_mode & 0o777)
+            new = [path + s for s, existed in before.items() if not existed and os.path.exists(path + s)]
+            wal = path + "-wal"
+            if tidy and new and (not os.path.exists(wal) or os.path.getsize(wal) == 0):
+                for side in new:
+                    os.unlink(side)
+                new = []
+            for side in new:
+                os.chown(side, st.st_uid, st.st_gid)
+                os.chmod(side, st.st_mode & 0o777)
 
 
 @contextmanager
-def connect(path, readonly=True, extensions=True):
-    """An open brain; with `extensions`, sqlite-vec is loaded when this Python can (conn.brain_access says)."""
+def connect(path, readonly=True, extensions=True, tidy=False):
+    """An open brain and how its vec0 tables are read; with `extensions`, sqlite-vec is loaded when this Python can.
+
+    `tidy`: a brain no Engine uses (see _keep_owner).
+    """
     if not os.path.isfile(path):
         raise BrainError("%s does not exist" % path)
-    with _keep_owner(path):
+    with _keep_owner(path, tidy):
         uri = "file:%s?mode=%s" % (path, "ro" if readonly else "rw")
         try:
             conn = sqlite3.connect(uri, uri=True, timeout=30)
@@ -201,7 +209,7 @@ class SqliteBackend:
             present = {}
             for row in rows:
                 key = row.get(relation.key_name)
-                found = conn.execute("SELECT * FROM (%s) WHERE %s = ?" % (relation.select, KEY), (key,)).fetchone()
+                found = next(iter(relation.rows(conn, KEY + " = ?", (key,))), None)
                 if found is not None:
                     present[key] = dict(zip(relation.columns, found[1:]))
         return {"key": relation.key_name, "columns": relation.columns, "present": present}
@@ -237,7 +245,8 @@ class SqliteBackend:
             if missing:
                 return "is not an Engine brain: it has no %s table" % ", ".join(missing)
             old = catalog.relation("episodes")
-            oldest = conn.execute("SELECT * FROM (%s) ORDER BY %s LIMIT %d" % (old.select, KEY, LINEAGE_ROWS)).fetchall()
+            oldest = list(old.rows(conn, "%s IN (SELECT %s FROM (%s) ORDER BY %s LIMIT %d)" % (
+                KEY, KEY, old.select, KEY, LINEAGE_ROWS)))
         if not oldest or not self.exists():
             return None
         with connect(self.path) as (conn, access):
@@ -247,7 +256,7 @@ class SqliteBackend:
             common = [c for c in live.columns if c in old.columns]
             found = 0
             for row in oldest:
-                mine = conn.execute("SELECT * FROM (%s) WHERE %s = ?" % (live.select, KEY), (row[0],)).fetchone()
+                mine = next(iter(live.rows(conn, KEY + " = ?", (row[0],))), None)
                 if mine and all(mine[1 + live.columns.index(c)] == row[1 + old.columns.index(c)] for c in common):
                     found += 1
         if not found:
@@ -306,11 +315,11 @@ class SqliteBackend:
         """
         high = {}
         with ExitStack() as stack:
-            conn, access = stack.enter_context(connect(source or self.path))
+            conn, access = stack.enter_context(connect(source or self.path, tidy=source is not None))
             catalog = Catalog(conn, access)
             base = None
             if basis is not None and after_keys is None:
-                bconn, baccess = stack.enter_context(connect(basis))
+                bconn, baccess = stack.enter_context(connect(basis, tidy=basis != self.path))
                 base = (bconn, Catalog(bconn, baccess))
             for table in catalog.logical_tables():
                 relation = catalog.relation(table)
