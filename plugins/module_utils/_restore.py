@@ -235,6 +235,11 @@ def swap(backend, manifest, snapshot_dir, record, engine, stamp, now=time.monoto
                            "one kept as %s" % ("; ".join(problems[:3]), failed), changed=True, result=result)
     result["verified"] = True
     result["health"] = timed(timings, now, "start_engine", engine.start)
+    if getattr(engine, "stopped", False):
+        # Left stopped on purpose (start_engine=false: the image switch starts it): settling now would lengthen the
+        # downtime by a full read of the brain. A later run on the same snapshot settles it (settle_pending).
+        result["export_settled"] = False
+        return result
     settled = timed(timings, now, "settle_export", settle_export, backend, manifest, snapshot_dir, record["export_dir"],
                     aside, stamp)
     result.update(settled or {})

@@ -113,7 +113,8 @@ exported_deleted:
 export_settled:
   description:
     - The export was made again from the replaced brain against the snapshot once the Engine was back (SQLite), so
-      rows changed up to the stop are in it.
+      rows changed up to the stop are in it. False when O(start_engine=false) left the Engine stopped (the settle
+      never lengthens the downtime); any later run on the same snapshot settles it.
   returned: when a SQLite restore ran
   type: bool
 export_dir:

@@ -14,7 +14,7 @@ from ansible_collections.engine_ops.lifecycle.plugins.module_utils._engine_contr
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._errors import EngineDockerError
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._image_switch import health_url_problem
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._restore import (
-    RestoreError, already_restored, export_dir_for, load_stage, stage, swap)
+    RestoreError, already_restored, export_dir_for, load_stage, settle_pending, stage, swap)
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._snapshot import room_for_snapshot, take_snapshot
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._snapshot_store import SnapshotStore, StoreError
 
@@ -192,3 +192,22 @@ def test_starting_the_engine_again_after_a_failure_never_raises():
     engine.stopped = True
     result = engine.start_if_stopped()
     assert result["healthy"] is False and "Cannot connect to the Docker daemon" in result["reason"]
+
+
+class LeftStopped(StoppedEngine):
+    """An Engine the swap stopped and leaves stopped (start_engine=false: an image switch starts it)."""
+
+    stopped = True
+
+
+@pytest.mark.parametrize("engine, settled", [(StoppedEngine(), True), (LeftStopped(), False)])
+def test_the_export_is_settled_only_once_the_engine_serves_and_then_by_any_later_run(staged, engine, settled):
+    backend, manifest, snapshot_dir, record = staged
+    outcome = swap(backend, manifest, snapshot_dir, load_stage(backend, manifest, snapshot_dir), engine, "T2")
+    assert outcome["export_settled"] is settled  # never a full read of the brain inside the downtime
+    restored = already_restored(backend, snapshot_dir)
+    later = settle_pending(backend, manifest, snapshot_dir, restored, "T3")
+    assert (later is None) is settled
+    with open(os.path.join(record["export_dir"], "summary.json")) as handle:
+        assert json.load(handle)["settled"]
+    assert exported(record) == ["bad-1", "bad-2"]
