@@ -27,12 +27,24 @@ class ReimportError(Exception):
     """The re-import cannot be done as asked; the message names the problem."""
 
 
-def read_rows(export_dir, table, kind="insert"):
+def _lines(export_dir, table, kind):
     path = os.path.join(export_dir, CHANGE_FILES[kind] % table)
     if not os.path.exists(path):
-        return []
+        return
     with open(path) as handle:
-        return [json.loads(line) for line in handle if line.strip()]
+        for line in handle:
+            if line.strip():
+                yield line
+
+
+def read_rows(export_dir, table):
+    """The exported rows a table gained in the bad window."""
+    return [json.loads(line) for line in _lines(export_dir, table, "insert")]
+
+
+def count_rows(export_dir, table, kind):
+    """How many rows the bad window changed in place ("update") or deleted ("delete"); not read into memory."""
+    return sum(1 for dummy in _lines(export_dir, table, kind))
 
 
 def exported_tables(export_dir):
@@ -62,8 +74,8 @@ def plan(backend, export_dir, tables, ignore_columns=()):
                                 "without it, or re-import on a release that has it" % (
                                     table, ", ".join(unasked), ", ".join("%s.%s" % (table, c) for c in unasked)))
         entry = {"rows": len(rows), "importable": 0, "already_present": 0, "conflicts": 0, "conflicting_keys": [],
-                 "changed_in_place": len(read_rows(export_dir, table, "update")),
-                 "deleted": len(read_rows(export_dir, table, "delete")), "columns_not_in_brain": missing}
+                 "changed_in_place": count_rows(export_dir, table, "update"),
+                 "deleted": count_rows(export_dir, table, "delete"), "columns_not_in_brain": missing}
         chosen = []
         for row in rows:
             key = row.get(live["key"])

@@ -120,8 +120,9 @@ def take_snapshot(backend, store, snapshot_id, metadata, reason=None, pinned=Fal
             "row_counts": dict((t, info["rows"]) for t, info in description["tables"].items()),
             "reason": reason, "pinned": bool(pinned), "encryption_key_fingerprint": key_fingerprint,
         }
-        if brain_reads(description):
-            manifest["brain_reads"] = brain_reads(description)
+        reads = brain_reads(description)
+        if reads:
+            manifest["brain_reads"] = reads
         manifest.update(metadata)
         manifest["duration_seconds"] = round(now() - began, 3)
         store.commit(partial, manifest)

@@ -40,6 +40,12 @@ def run_playbook(playbook, inventory, *args, check=False, timeout=600):
     return proc.returncode, report
 
 
+def failed_messages(report):
+    """The messages of the failed task results of a report."""
+    return [r["msg"] for p in report["plays"] for t in p["tasks"] for r in t["hosts"].values()
+            if r.get("failed") and r.get("msg")]
+
+
 def changed_tasks(report, host):
     """Names of the tasks that reported a change on `host`, without the "role : " prefix."""
     names = []

@@ -9,7 +9,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from ansible_run import run_module, run_playbook, write_inventory
+from ansible_run import failed_messages, run_module, run_playbook, write_inventory
 from conftest import named_engines
 
 PRODUCTION, BROKEN = "2.3.1", "2.4.0-broken-errors"
@@ -219,8 +219,7 @@ def test_a_missing_or_wrong_engine_key_is_refused_before_anything_changes(
     before = (engine.container.id, docker_client_image(engine))
     rc, report, dummy = drill(inventory, "-e", "engine_api_key=" + key)
     assert rc != 0
-    messages = [r.get("msg", "") for play in report["plays"] for task in play["tasks"] for r in task["hosts"].values()
-                if r.get("failed")]
+    messages = failed_messages(report)
     assert any(expected in m and m.endswith("nothing was changed") for m in messages), messages
     engine.container.reload()
     assert (engine.container.id, docker_client_image(engine)) == before  # still the drifted 2.3.2, untouched

@@ -5,18 +5,10 @@ import os
 
 import requests
 
-from ansible_run import failures, run_module, run_playbook
+from ansible_run import failed_messages, failures, run_module, run_playbook
 from conftest import AUTH, BOTH_BACKENDS, ENGINE_API_KEY
+from fleet import task_results
 from test_rollback_playbook import prepare
-
-
-def failed_messages(report):
-    return [r.get("msg") for p in report["plays"] for t in p["tasks"] for r in t["hosts"].values() if r.get("failed")]
-
-
-def task_results(report, name, host):
-    return [t["hosts"][host] for p in report["plays"] for t in p["tasks"]
-            if t["task"]["name"].endswith(name) and host in t["hosts"]]
 
 
 @BOTH_BACKENDS
@@ -46,7 +38,7 @@ def test_chosen_tables_of_the_export_come_back_through_the_engine(
     ignore = json.dumps({"ignore_columns": ["episodes.importance"]})
     rc, report = run_playbook("playbooks/reimport.yml", inventory, "-e", tables, "-e", ignore, check=True)
     assert rc == 0 and not failures(report), failed_messages(report)
-    [planned] = task_results(report, "Plan the re-import without sending anything", engine.name)
+    [planned] = task_results(report, "Plan the re-import without sending anything")
     assert planned["plan"]["episodes"]["rows"] == len(bad) and planned["plan"]["episodes"]["conflicts"] == 1
     assert planned["plan"]["episodes"]["importable"] == len(bad) - 1
     assert planned["plan"]["episodes"]["columns_not_in_brain"] == ["importance"]
@@ -59,7 +51,7 @@ def test_chosen_tables_of_the_export_come_back_through_the_engine(
     rc, report = run_playbook("playbooks/reimport.yml", inventory, "-e", tables, "-e", ignore,
                               "-e", "on_conflict=skip")
     assert rc == 0 and not failures(report), report["stats"]
-    [done] = task_results(report, "Import the rows through the Engine", engine.name)
+    [done] = task_results(report, "Import the rows through the Engine")
     assert done["changed"] and done["imported"]["episodes"] == len(bad) - 1
     episodes = sorted(r[1] for r in engine.rows("episodes"))
     assert episodes == sorted(kept + ["after"] + bad[1:])
@@ -69,7 +61,7 @@ def test_chosen_tables_of_the_export_come_back_through_the_engine(
     rc, report = run_playbook("playbooks/reimport.yml", inventory, "-e", tables, "-e", ignore,
                               "-e", "on_conflict=skip")
     assert rc == 0 and not failures(report)
-    [again] = task_results(report, "Import the rows through the Engine", engine.name)
+    [again] = task_results(report, "Import the rows through the Engine")
     assert not again["changed"] and again["plan"]["episodes"]["already_present"] == len(bad) - 1
     with open(ledger) as handle:
         entries = [json.loads(line) for line in handle]

@@ -12,17 +12,12 @@ import uuid
 import psycopg
 import pytest
 
-from ansible_run import failures, run_module, run_playbook
+from ansible_run import failed_messages, failures, run_module, run_playbook
 from fleet import fleet, report_rows, spawn_playbook
 from rollback_state import Upgraded, add_ballast, exported, request_ids, sqlite_rows
 from services import docker_info_answers, restart_docker_daemon, wait_for
 
 ROLLBACK = ("-e", "version=2.3.1", "-e", "reason=reliability")
-
-
-def failed_messages(report):
-    return [r["msg"] for p in report["plays"] for t in p["tasks"] for r in t["hosts"].values()
-            if r.get("failed") and r.get("msg")]
 
 
 def test_the_docker_daemon_restarted_mid_rollback(engines, named, prefix, tmp_path, docker_client):

@@ -81,6 +81,19 @@ def merge_changes(new_rows, old_rows, new_index, old_index):
             new, old = next(new_it, None), next(old_it, None)
 
 
+def export_diff(export, table, key_name, new_columns, new_rows, old_columns=None, old_rows=None):
+    """Write a table's rows against the snapshot's (both (key, *values), in key order) into `export`: every row as
+    new when the snapshot has no such table (`old_columns` None), else merge_changes() compared on the columns both
+    have."""
+    if old_columns is None:
+        export.write(table, new_columns, (row[1:] for row in new_rows))
+        return
+    common = [c for c in new_columns if c in old_columns]
+    changes = merge_changes(new_rows, old_rows, [new_columns.index(c) for c in common],
+                            [old_columns.index(c) for c in common])
+    export.write_changes(table, key_name, new_columns, old_columns, changes)
+
+
 CHANGE_FILES = {"insert": "%s.jsonl", "update": "%s.updated.jsonl", "delete": "%s.deleted.jsonl"}
 
 

@@ -13,7 +13,7 @@ import threading
 import traceback
 from contextlib import ExitStack
 
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.base import BrainError, fingerprint, merge_changes
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.base import BrainError, export_diff, fingerprint
 
 try:
     import psycopg
@@ -355,16 +355,13 @@ class PostgresBackend:
             first = live.fetchmany(1)
             columns = [d.name for d in live.description][1:]
             if base is None:  # a table the snapshot does not have: all of it is new
-                export.write(table, columns, (row[1:] for row in _chain(first, live)))
+                export_diff(export, table, key, columns, _chain(first, live))
                 return
             with base[0].cursor(name="engine_ops_snapshot") as old:
                 old.execute(select)
                 old_first = old.fetchmany(1)
-                old_columns = [d.name for d in old.description][1:]
-                common = [c for c in columns if c in old_columns]
-                changes = merge_changes(_chain(first, live), _chain(old_first, old),
-                                        [columns.index(c) for c in common], [old_columns.index(c) for c in common])
-                export.write_changes(table, key, columns, old_columns, changes)
+                export_diff(export, table, key, columns, _chain(first, live), [d.name for d in old.description][1:],
+                            _chain(old_first, old))
 
     def _rename_all(self, pairs):
         with self._connect("postgres") as conn:

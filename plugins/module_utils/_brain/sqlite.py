@@ -16,7 +16,7 @@ import shutil
 import sqlite3
 from contextlib import ExitStack, contextmanager
 
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.base import BrainError, fingerprint, merge_changes
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.base import BrainError, export_diff, fingerprint
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.sqlite_tables import (
     KEY, Catalog, load_extensions, quote)
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._files import fsync_path
@@ -209,7 +209,7 @@ class SqliteBackend:
             present = {}
             for row in rows:
                 key = row.get(relation.key_name)
-                found = next(iter(relation.rows(conn, KEY + " = ?", (key,))), None)
+                found = relation.row(conn, key)
                 if found is not None:
                     present[key] = dict(zip(relation.columns, found[1:]))
         return {"key": relation.key_name, "columns": relation.columns, "present": present}
@@ -256,7 +256,7 @@ class SqliteBackend:
             common = [c for c in live.columns if c in old.columns]
             found = 0
             for row in oldest:
-                mine = next(iter(live.rows(conn, KEY + " = ?", (row[0],))), None)
+                mine = live.row(conn, row[0])
                 if mine and all(mine[1 + live.columns.index(c)] == row[1 + old.columns.index(c)] for c in common):
                     found += 1
         if not found:
@@ -330,25 +330,15 @@ class SqliteBackend:
                     high[table] = conn.execute("SELECT max(%s) FROM (%s)" % (KEY, relation.select)).fetchone()[0] or 0
                 old = base[1].relation(table) if base and table in base[1].sql else None
                 if base and relation.key and (old is None or old.key):
-                    self._export_changes(export, conn, relation, base[0], old)
+                    export_diff(export, table, relation.key_name, relation.columns, relation.rows(conn, ordered=True),
+                                old and old.columns, old and old.rows(base[0], ordered=True))
                     continue
                 self._export_new(export, conn, relation, marks, after_keys, high[table])
-            if base:
-                for table in base[1].logical_tables():
-                    if table not in catalog.sql and base[1].relation(table) is not None:
-                        export.dropped[table] = base[0].execute(
-                            "SELECT count(*) FROM (%s)" % base[1].relation(table).select).fetchone()[0]
+            for table in (base[1].logical_tables() if base else []):
+                gone = base[1].relation(table) if table not in catalog.sql else None
+                if gone is not None:
+                    export.dropped[table] = base[0].execute("SELECT count(*) FROM (%s)" % gone.select).fetchone()[0]
         return high
-
-    @staticmethod
-    def _export_changes(export, conn, relation, basis_conn, old):
-        if old is None:  # a table the snapshot does not have: all of it is new
-            export.write(relation.name, relation.columns, (row[1:] for row in relation.rows(conn)))
-            return
-        common = [c for c in relation.columns if c in old.columns]
-        changes = merge_changes(relation.rows(conn, ordered=True), old.rows(basis_conn, ordered=True),
-                                [relation.columns.index(c) for c in common], [old.columns.index(c) for c in common])
-        export.write_changes(relation.name, relation.key_name, relation.columns, old.columns, changes)
 
     @staticmethod
     def _export_new(export, conn, relation, marks, after_keys, high):

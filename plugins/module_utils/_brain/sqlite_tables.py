@@ -257,6 +257,10 @@ class Relation:
         rows = conn.execute(sql, args)
         return self.fill(conn, rows) if self.fill else rows
 
+    def row(self, conn, key):
+        """The (key, *columns) row with this key, or None."""
+        return next(iter(self.rows(conn, KEY + " = ?", (key,))), None)
+
 
 class Catalog:
     """The tables of one open brain: ordinary, virtual (with their module) and shadow."""
@@ -364,7 +368,7 @@ class Catalog:
         via = Relation(name, spec.columns(), spec.module_select(), "rowid", "extension", "vec0", key_name)
         counts = [self.conn.execute("SELECT count(*), min(%s), max(%s) FROM (%s)" % (KEY, KEY, r.select)).fetchone()
                   for r in (shadow, via)]
-        ends = [[tuple(r.rows(self.conn, KEY + " = ?", (k,))) for k in counts[0][1:]] for r in (shadow, via)]
+        ends = [[r.row(self.conn, k) for k in counts[0][1:]] for r in (shadow, via)]
         if counts[0] != counts[1] or ends[0] != ends[1]:
             raise BrainError("vec0 table %s reads differently from its shadow tables than through sqlite-vec %s (rows, "
                              "lowest and highest key %s against %s): its layout is unknown to this collection"

@@ -234,11 +234,15 @@ class Brain:
         with self.lock:
             cur = self.conn.cursor()
             cur.executemany(self._sql(text), rows)
-            if table == "episodes" and self.dialect == "sqlite":
-                cur.execute("INSERT INTO episodes_fts (rowid, summary, outcome, created_at) "
-                            "SELECT id, summary, outcome, created_at FROM episodes "
-                            "WHERE id > coalesce((SELECT max(rowid) FROM episodes_fts), 0)")
+            if table == "episodes":
+                self._index_episodes(cur, "id > coalesce((SELECT max(rowid) FROM episodes_fts), 0)")
             self.conn.commit()
+
+    def _index_episodes(self, cur, where, params=()):
+        """Keep the full-text index (SQLite only) in step with episodes just written."""
+        if self.dialect == "sqlite":
+            cur.execute("INSERT INTO episodes_fts (rowid, summary, outcome, created_at) "
+                        "SELECT id, summary, outcome, created_at FROM episodes WHERE " + where, params)
 
     def embedding_param(self, blob):
         """How an embedding (float32 bytes) is stored: the vec0 blob as it is."""
@@ -279,10 +283,8 @@ class Brain:
                         cur.execute(self._sql('INSERT INTO "%s" (%s) VALUES (%s)' % (
                             table, ", ".join('"%s"' % c for c in values), ", ".join("?" * len(values)))),
                             tuple(values.values()))
-                        if table == "episodes" and self.dialect == "sqlite":
-                            cur.execute("INSERT INTO episodes_fts (rowid, summary, outcome, created_at) "
-                                        "VALUES (?, ?, ?, ?)", (row["id"], row["summary"], row["outcome"],
-                                                                row["created_at"]))
+                        if table == "episodes":
+                            self._index_episodes(cur, "id = ?", (row["id"],))
                         imported[table] = imported.get(table, 0) + 1
                 if conflicts and on_conflict == "fail":
                     self.conn.rollback()
