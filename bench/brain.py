@@ -168,10 +168,13 @@ def pg_params():
             "user": os.environ.get("ENGINE_OPS_PG_USER", "engine_ops"), "password": os.environ["ENGINE_OPS_PG_PASSWORD"]}
 
 
-def psql(sql, db="postgres"):
+def psql(sql, db="postgres", admin=False):
+    """As the Engine's role (owner of its database, what the collection runs as), or as the DBA that creates and
+    drops databases (bootstrap.sh makes both)."""
     p = pg_params()
+    user = os.environ.get("ENGINE_OPS_PG_ADMIN_USER", "engine_ops_admin") if admin else p["user"]
     env = dict(os.environ, PGPASSWORD=p["password"])
-    return sh(["psql", "-h", p["host"], "-p", str(p["port"]), "-U", p["user"], "-d", db, "-Atqc", sql], env=env).stdout
+    return sh(["psql", "-h", p["host"], "-p", str(p["port"]), "-U", user, "-d", db, "-Atqc", sql], env=env).stdout
 
 
 def postgres(size_mb, rounds, work):
@@ -179,7 +182,7 @@ def postgres(size_mb, rounds, work):
     db = "bench_brain_%d" % size_mb
     url = "postgresql://%s:%s@%s:%d/%s" % (p["user"], p["password"], p["host"], p["port"], db)
     if psql("SELECT 1 FROM pg_database WHERE datname = '%s'" % db).strip() != "1":
-        psql("CREATE DATABASE %s" % db)
+        psql("CREATE DATABASE %s OWNER %s" % (db, p["user"]), admin=True)
         sh(["docker", "run", "--rm", "--network", "host", "-e", "DATABASE_URL=" + url, "engine:2.3.2",
             "python3", "-m", "engine", "seed", "--episodes", str(size_mb * EPISODES_PER_MB), "--days", "365"])
     size = int(psql("SELECT pg_database_size('%s')" % db))
@@ -211,12 +214,12 @@ def postgres(size_mb, rounds, work):
                 restored = ansible_module("brain_restore", dict(conn, container=name, store=store, id=snap["id"],
                                                                 health_url=url_health))
             result["data_rollback"].append(probe.seconds)
-            psql('DROP DATABASE "%s"' % restored["aside"])
+            psql('DROP SCHEMA "%s" CASCADE' % restored["aside"], db=db)  # the Engine's role: schema strategy
             bad_window()
             with Downtime(url_health, work) as probe:
                 sh(["docker", "stop", "-t", "30", name])
-                psql("DROP DATABASE %s WITH (FORCE)" % db)
-                psql("CREATE DATABASE %s" % db)
+                psql("DROP DATABASE %s WITH (FORCE)" % db, admin=True)
+                psql("CREATE DATABASE %s OWNER %s" % (db, p["user"]), admin=True)
                 community_module(dict(community, state="restore", target=plain))
                 sh(["docker", "start", name])
                 while subprocess.run(["curl", "-fsS", "-m", "1", url_health], capture_output=True,

@@ -105,11 +105,19 @@ if [ ! -s "$PG_SECRET_DIR/pg-password" ]; then
   fi
 fi
 PG_PASSWORD=$(cat "$PG_SECRET_DIR/pg-password")
-# The test role owns throwaway databases; password auth over TCP on 127.0.0.1, like an Engine's DSN.
+# Two roles, password auth over TCP on 127.0.0.1 like an Engine's DSN:
+# - engine_ops is what a deployment really gives the Engine (and so the collection): it owns its brain
+#   database and nothing more (no SUPERUSER, CREATEDB or CREATEROLE). Every brain module in the tests
+#   runs as this role.
+# - engine_ops_admin stands for the DBA: the test fixtures create and drop the throwaway brain databases
+#   (owned by engine_ops) with it, and one test restores with pg_restore_strategy=database through it.
 runuser -u postgres -- psql -q -p "$PG_PORT" -v ON_ERROR_STOP=1 -v pw="$PG_PASSWORD" >/dev/null <<'SQL'
-SELECT format('CREATE ROLE engine_ops LOGIN SUPERUSER PASSWORD %L', :'pw')
+SELECT format('CREATE ROLE engine_ops LOGIN PASSWORD %L', :'pw')
   WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'engine_ops') \gexec
-SELECT format('ALTER ROLE engine_ops PASSWORD %L', :'pw') \gexec
+SELECT format('ALTER ROLE engine_ops LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD %L', :'pw') \gexec
+SELECT format('CREATE ROLE engine_ops_admin LOGIN SUPERUSER PASSWORD %L', :'pw')
+  WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'engine_ops_admin') \gexec
+SELECT format('ALTER ROLE engine_ops_admin PASSWORD %L', :'pw') \gexec
 SQL
 
 # -- virtualenv (reinstalled only when the pins change) --------------------------------------------
@@ -184,6 +192,7 @@ export PATH='$VENV/bin':"\$PATH"
 export ANSIBLE_COLLECTIONS_PATH='$COLL'
 export PIP_CONFIG_FILE=/dev/null PIP_DISABLE_PIP_VERSION_CHECK=1
 export ENGINE_OPS_PG_HOST=127.0.0.1 ENGINE_OPS_PG_PORT='$PG_PORT' ENGINE_OPS_PG_USER=engine_ops
+export ENGINE_OPS_PG_ADMIN_USER=engine_ops_admin
 export ENGINE_OPS_PG_PASSWORD='$PG_PASSWORD'
 export ENGINE_OPS_EXT_PYTHON='$EXT_VENV/bin/python'
 ENV

@@ -38,7 +38,12 @@ options:
     description:
       - Docker daemon to talk to, for example C(unix:///var/run/docker.sock).
       - Defaults to E(DOCKER_HOST), else the local socket. C(unix://) and C(tcp://) daemons are supported; for
-        C(tcp://) E(DOCKER_TLS_VERIFY) and E(DOCKER_CERT_PATH) are read as the docker CLI reads them.
+        C(tcp://) the environment means what it means to the docker CLI. E(DOCKER_TLS) (any value) turns TLS on.
+        E(DOCKER_TLS_VERIFY) (any value, even C(0)) turns TLS on and verifies the daemon against C(ca.pem).
+        E(DOCKER_CERT_PATH) says where C(ca.pem), C(cert.pem) and C(key.pem) are (default C(~/.docker)).
+      - The API version is negotiated as the docker CLI does. It is the newest both the daemon (its C(/version))
+        and the collection (up to 1.52, Docker 29) speak, or E(DOCKER_API_VERSION) when set. Docker 20.10 through 29
+        work; a daemon without a version in common is refused by name before anything changes.
     type: str
     aliases: [docker_url]
   docker_timeout:
@@ -102,7 +107,10 @@ options:
     type: int
     default: 5432
   pg_user:
-    description: PostgreSQL role; it must be able to create, rename and drop databases.
+    description:
+      - PostgreSQL role. The Engine's own role (the one in its C(DATABASE_URL)) is enough. It owns the brain's database,
+        without CREATEDB or superuser.
+      - See O(pg_restore_strategy) and the privileges listed in the collection's docs/brain-snapshots.md.
     type: str
   pg_password:
     description: Password of O(pg_user).
@@ -111,9 +119,18 @@ options:
     description: The brain database.
     type: str
   pg_jobs:
-    description: Parallel jobs for C(pg_dump) and C(pg_restore).
+    description: Parallel jobs for C(pg_dump) and C(pg_restore) (tables loaded at once).
     type: int
     default: 2
+  pg_restore_strategy:
+    description:
+      - How a restore stages the snapshot and swaps it in. V(schema) restores into a new schema of the brain's own
+        database and renames the schemas C(public) and staged in one transaction; the database's owner may do that.
+      - V(database) restores into a new database and renames the databases; the role needs CREATEDB.
+      - V(auto) uses V(database) when the role may create databases, else V(schema).
+    type: str
+    choices: [auto, schema, database]
+    default: auto
   instance_id:
     description:
       - With O(backend=ebs), the EC2 instance id that runs the Engine; with O(backend=gcp_disk), the instance name.

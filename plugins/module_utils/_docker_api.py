@@ -6,7 +6,13 @@
 A module process that imported the Docker SDK paid for it (SDK, requests, urllib3) on every run, and that was
 the largest part of a module's start-up after Ansible's own; a fleet rollback starts hundreds of module
 processes. The Engine API is plain HTTP over the daemon's socket: unix:// (the default, /var/run/docker.sock),
-or tcp:// (TLS when DOCKER_TLS_VERIFY / DOCKER_CERT_PATH say so, as the docker CLI reads them).
+or tcp:// with the docker CLI's environment: DOCKER_TLS (any value: TLS), DOCKER_TLS_VERIFY (any value, even 0:
+TLS and verify the daemon against ca.pem), DOCKER_CERT_PATH (where ca.pem, cert.pem and key.pem are; default
+~/.docker; it does not turn TLS on by itself).
+
+The API version is negotiated as the docker CLI and the SDK's `auto` do: the daemon's /version says the newest
+(ApiVersion) and oldest (MinAPIVersion) it speaks; the newest both sides speak is used. DOCKER_API_VERSION pins
+it instead. Docker 29 refuses anything below 1.44; Docker 20.10 speaks up to 1.41.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -15,6 +21,7 @@ __metaclass__ = type
 
 import json
 import os
+import re
 import socket
 import ssl
 import struct
@@ -23,7 +30,9 @@ from http.client import HTTPConnection, HTTPSConnection, HTTPException
 from urllib.parse import quote, urlencode, urlparse
 
 DEFAULT_HOST = "unix:///var/run/docker.sock"
-API_VERSION = "1.41"  # Docker 20.10; newer daemons accept it, an older one is asked for its own version
+CLIENT_MIN_API = "1.40"  # Docker 19.03: the oldest daemon whose answers the collection reads
+CLIENT_MAX_API = "1.52"  # Docker 29: the newest API the collection's calls and the fields it reads were checked against
+API_VERSION = "1.41"  # spoken until negotiate() has asked the daemon
 
 
 class ApiError(Exception):
@@ -53,11 +62,23 @@ class _UnixConnection(HTTPConnection):
         self.sock = sock
 
 
-def _tls_context():
-    cert_path = os.environ.get("DOCKER_CERT_PATH") or os.path.join(os.path.expanduser("~"), ".docker")
-    verify = os.environ.get("DOCKER_TLS_VERIFY", "") not in ("", "0")
-    context = ssl.create_default_context(cafile=os.path.join(cert_path, "ca.pem") if verify else None)
-    if not verify:
+def tls_settings(environ=None):
+    """(use TLS, verify the daemon, cert directory) from the environment, as the docker CLI reads it."""
+    environ = os.environ if environ is None else environ
+    verify = environ.get("DOCKER_TLS_VERIFY", "") != ""  # the CLI: set at all (even to 0) means verify
+    use_tls = verify or environ.get("DOCKER_TLS", "") != ""
+    cert_path = environ.get("DOCKER_CERT_PATH") or os.path.join(os.path.expanduser("~"), ".docker")
+    return use_tls, verify, cert_path
+
+
+def _tls_context(verify, cert_path):
+    if verify:
+        ca = os.path.join(cert_path, "ca.pem")
+        if not os.path.exists(ca):
+            raise ApiError(0, "DOCKER_TLS_VERIFY is set but %s does not exist: the daemon can't be verified" % ca)
+        context = ssl.create_default_context(cafile=ca)
+    else:
+        context = ssl.create_default_context()
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
     cert, key = os.path.join(cert_path, "cert.pem"), os.path.join(cert_path, "key.pem")
@@ -76,10 +97,11 @@ class DockerApi:
         if parts.scheme == "unix":
             self._connect = lambda t: _UnixConnection(parts.path, t)
         elif parts.scheme in ("tcp", "http", "https"):
-            tls = parts.scheme == "https" or bool(os.environ.get("DOCKER_TLS_VERIFY") or os.environ.get("DOCKER_CERT_PATH"))
+            use_tls, verify, cert_path = tls_settings()
+            tls = parts.scheme == "https" or use_tls
             port = parts.port or (2376 if tls else 2375)
             if tls:
-                context = _tls_context()
+                context = _tls_context(verify, cert_path)
                 self._connect = lambda t: HTTPSConnection(parts.hostname, port, timeout=t, context=context)
             else:
                 self._connect = lambda t: HTTPConnection(parts.hostname, port, timeout=t)
@@ -88,15 +110,36 @@ class DockerApi:
                               "Docker host itself)" % self.host)
         self.version = API_VERSION
 
-    def negotiate(self):
-        """Ping the daemon; speak its API version when it is older than ours."""
-        status, headers, dummy = self._raw("GET", "/_ping", versioned=False)
-        server = headers.get("api-version")
+    def negotiate(self, environ=None):
+        """Ask the daemon which API versions it speaks and choose the newest both sides speak (or DOCKER_API_VERSION).
+
+        Raises ApiError naming both ranges when there is none, before any other call is made."""
+        environ = os.environ if environ is None else environ
+        status, dummy, data = self._raw("GET", "/version", versioned=False)
         if status != 200:
-            raise ApiError(status, "ping failed with HTTP %d" % status)
-        if server and _as_tuple(server) < _as_tuple(API_VERSION):
-            self.version = server
-        return server
+            raise ApiError(status, "GET /version failed with HTTP %d: %s" % (status, data[:200].decode("utf-8", "replace")))
+        try:
+            info = json.loads(data.decode("utf-8"))
+        except ValueError:
+            raise ApiError(status, "GET /version did not answer JSON: is %s a Docker daemon?" % self.host)
+        newest = info.get("ApiVersion") or API_VERSION
+        oldest = info.get("MinAPIVersion") or newest
+        daemon = "the Docker daemon at %s (%s) speaks API %s to %s" % (
+            self.host, info.get("Version", "?"), oldest, newest)
+        pinned = environ.get("DOCKER_API_VERSION", "")
+        if pinned:
+            if not re.match(r"^1\.[0-9]+$", pinned):
+                raise ApiError(0, "DOCKER_API_VERSION=%r is not a Docker API version such as 1.44" % pinned)
+            if not _as_tuple(oldest) <= _as_tuple(pinned) <= _as_tuple(newest):
+                raise ApiError(0, "DOCKER_API_VERSION=%s, but %s" % (pinned, daemon))
+            self.version = pinned
+            return self.version
+        chosen = min(newest, CLIENT_MAX_API, key=_as_tuple)
+        if _as_tuple(chosen) < max(_as_tuple(oldest), _as_tuple(CLIENT_MIN_API)):
+            raise ApiError(0, "%s and this collection %s to %s: no version in common" % (
+                daemon, CLIENT_MIN_API, CLIENT_MAX_API))
+        self.version = chosen
+        return self.version
 
     # -- transport ------------------------------------------------------------------------------
     def _raw(self, method, path, params=None, body=None, timeout=None, versioned=True):
@@ -180,19 +223,22 @@ class DockerApi:
         self.call("POST", "/networks/%s/connect" % quote(network, safe=""),
                   body={"Container": container, "EndpointConfig": endpoint_config})
 
-    def logs(self, ref, since=None):
-        """stdout and stderr as bytes, the stream framing of non-TTY containers removed."""
+    def logs(self, ref, since=None, tty=None):
+        """stdout and stderr as bytes. A container without a TTY (Config.Tty, read when `tty` is not given) sends
+        them framed (8-byte headers), which are removed; a TTY's output is raw and passes through as it is."""
         params = {"stdout": "1", "stderr": "1"}
         if since is not None:
             params["since"] = "%.6f" % since if isinstance(since, float) else str(int(since))
-        return demux(self.call("GET", "/containers/%s/logs" % quote(ref, safe=""), params, raw=True))
+        if tty is None:
+            tty = bool((self.inspect_container(ref).get("Config") or {}).get("Tty"))
+        data = self.call("GET", "/containers/%s/logs" % quote(ref, safe=""), params, raw=True)
+        return data if tty else demux(data)
 
 
 def demux(data):
-    """Docker's multiplexed log stream (8-byte frame headers) to plain bytes; TTY output passes through."""
-    if not isinstance(data, bytes) or len(data) < 8 or data[0:1] not in (b"\x00", b"\x01", b"\x02") \
-            or data[1:4] != b"\x00\x00\x00":
-        return data if isinstance(data, bytes) else b""
+    """Docker's multiplexed log stream (8-byte frame headers: stream, 3 zero bytes, length) to plain bytes."""
+    if not isinstance(data, bytes):
+        return b""
     out, offset = [], 0
     while offset + 8 <= len(data):
         size = struct.unpack(">L", data[offset + 4:offset + 8])[0]

@@ -116,6 +116,9 @@ def preflight(backend, manifest, snapshot_dir, engine_name):
                                                                                backend.name))
     if not backend.exists():
         raise RestoreError("the live brain %s does not exist" % backend.location())
+    lacking = backend.privilege_problems("restore")
+    if lacking:
+        raise RestoreError("the restore cannot be finished with these privileges: %s" % "; ".join(lacking))
     problems = backend.verify_snapshot(snapshot_dir)
     if problems:
         raise RestoreError("snapshot %s fails its integrity check: %s" % (manifest["id"], "; ".join(problems[:3])))
@@ -251,16 +254,23 @@ def settle_export(backend, manifest, snapshot_dir, export_dir, aside, stamp):
 
     The serving-phase export compared the brain while the Engine still wrote to it, and the stopped phase only
     adds rows with higher keys; a row changed in place in between is caught here. The new files replace the old
-    ones one by one, summary.json last with `settled`: an interrupted settle is simply done again. Returns the
-    export's totals, or None where the snapshot cannot be read as a brain (a PostgreSQL dump) or nothing is kept.
+    ones one by one, summary.json last with `settled`: an interrupted settle is simply done again. The snapshot is
+    read in place (SQLite) or loaded once more into a scratch schema (PostgreSQL, schema strategy). Returns the
+    export's totals, or None where the snapshot can't be read as a brain (a dump under the database strategy) or
+    the replaced brain is no longer kept.
     """
-    basis = backend.snapshot_brain(snapshot_dir)
-    if basis is None or not os.path.exists(aside):
+    if not backend.kept(aside):
+        return None
+    basis = backend.settle_basis(snapshot_dir)
+    if basis is None:
         return None
     scratch = export_dir.rstrip(os.sep) + ".settling"
     shutil.rmtree(scratch, ignore_errors=True)
     export = JsonlExport(scratch)
-    backend.export(export, marks_of(manifest), basis=basis, source=aside)
+    try:
+        backend.export(export, marks_of(manifest), basis=basis, source=aside)
+    finally:
+        backend.release_basis(basis)
     summary = export.summary({"snapshot": manifest["id"], "exported_at": stamp, "settled": True})
     fresh = set(os.listdir(scratch))
     for name in os.listdir(export_dir):

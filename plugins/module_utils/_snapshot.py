@@ -7,6 +7,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import hashlib
 import os
 import shutil
 import threading
@@ -68,18 +69,35 @@ def room_for_snapshot(store, size):
 
 
 def adopt(backend, store, snapshot_id, path, metadata, reason=None, pinned=False, key_fingerprint=None, force=False):
-    """A snapshot taken by hand (a plain `sqlite3 .backup` file) into the store as a normal snapshot.
+    """A snapshot taken by hand (a plain `sqlite3 .backup` file, a pg_dump) into the store as a normal snapshot.
 
     Checked first (whole, an Engine brain, this Engine's: backend.adoption_problem), then copied and described like
     any snapshot (take_snapshot), its time being the file's. Raises BrainError naming the problem.
     """
     refuse_adoption(backend, path, force)
-    stat = os.stat(path)
-    room_for_snapshot(store, stat.st_size)
-    metadata = dict(metadata, adopted_from={"path": path, "sha256": sha256_file(path), "size": stat.st_size,
-                                            "modified_at": _stamp(datetime.utcfromtimestamp(stat.st_mtime))})
+    digest, size, mtime = file_facts(path)
+    room_for_snapshot(store, size)
+    metadata = dict(metadata, adopted_from={"path": path, "sha256": digest, "size": size,
+                                            "modified_at": _stamp(datetime.utcfromtimestamp(mtime))})
     return take_snapshot(backend.for_file(path), store, snapshot_id, metadata, reason, pinned, key_fingerprint,
-                         clock=lambda: datetime.utcfromtimestamp(stat.st_mtime))
+                         clock=lambda: datetime.utcfromtimestamp(mtime))
+
+
+def file_facts(path):
+    """(sha256, size, modification time) of a file, or of a directory's files together (pg_dump's directory
+    format): the digest covers every file's relative name and content, the time is the newest file's."""
+    if not os.path.isdir(path):
+        stat = os.stat(path)
+        return sha256_file(path), stat.st_size, stat.st_mtime
+    digest, size, mtime = hashlib.sha256(), 0, 0
+    for root, dirs, files in os.walk(path):
+        dirs.sort()
+        for name in sorted(files):
+            full = os.path.join(root, name)
+            stat = os.stat(full)
+            digest.update(("%s\0%s\0" % (os.path.relpath(full, path), sha256_file(full))).encode("utf-8"))
+            size, mtime = size + stat.st_size, max(mtime, stat.st_mtime)
+    return digest.hexdigest(), size, mtime
 
 
 def refuse_adoption(backend, path, force=False):

@@ -67,8 +67,11 @@ options:
         it, so the Engine is down only for the swap even when another step (an image switch) comes between.
       - An intact staged copy of the same snapshot left by an earlier, interrupted run is re-used (RV(reused_stage)),
         with the rows it already exported; the swap phase then exports only what came after them.
+      - C(settle) only finishes the export of a restore of this snapshot that is already swapped in and was left
+        unsettled (a swap with O(start_engine=false), or an interrupted run); the Engine serving. It changes nothing
+        else and nothing at all when the live brain is not that restore.
     type: str
-    choices: [all, stage, swap]
+    choices: [all, stage, swap, settle]
     default: all
   start_engine:
     description: With O(container), start the Engine again after the swap (set false when an image switch follows).
@@ -190,10 +193,29 @@ from ansible_collections.engine_ops.lifecycle.plugins.module_utils._volume_optio
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._volume_snapshot import cloud_manifest
 
 
+def settle_only(module, backend, store, snapshot_id, stamp, volume):
+    """phase=settle: finish the export of this snapshot's restore when it is the live brain; exits the module."""
+    try:
+        check_name("snapshot id", snapshot_id)
+        manifest = store.load(snapshot_id)
+        restored = None if volume else already_restored(backend, store.path(snapshot_id))
+        if not restored:
+            module.exit_json(changed=False, snapshot=snapshot_id, export_settled=None,
+                             msg="the live brain is not a restore of snapshot %s: nothing to settle" % snapshot_id)
+        result = {"snapshot": snapshot_id, "aside": restored["aside"], "export_dir": restored["export_dir"]}
+        if module.check_mode:
+            module.exit_json(changed=True, **result)
+        settled = settle_pending(backend, manifest, store.path(snapshot_id), restored, stamp)
+    except (StoreError, BrainError, OSError) as exc:
+        module.fail_action("settle the export of the restore of snapshot %s" % snapshot_id, exc)
+    result.update(settled or {"export_settled": None})
+    module.exit_json(changed=bool(settled), **result)
+
+
 def main():
     spec = dict(id=dict(type="str"), undo=dict(type="str"), drain_timeout=dict(type="int", default=30),
                 health_url=dict(type="str"), health_timeout=dict(type="float", default=60),
-                phase=dict(type="str", choices=["all", "stage", "swap"], default="all"),
+                phase=dict(type="str", choices=["all", "stage", "swap", "settle"], default="all"),
                 start_engine=dict(type="bool", default=True))
     module = BrainModule(argument_spec=spec, mutually_exclusive=[("id", "undo")])
     p = module.params
@@ -222,6 +244,8 @@ def main():
     snapshot_id = p["id"] or store.rollback_target()
     if not snapshot_id:
         module.fail_action("choose the snapshot", "no id given and the store has no rollback target")
+    if p["phase"] == "settle":
+        settle_only(module, backend, store, snapshot_id, stamp, volume)
     fetched = None
     try:
         check_name("snapshot id", snapshot_id)

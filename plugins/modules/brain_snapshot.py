@@ -72,11 +72,14 @@ options:
       - Instead of snapshotting the live brain, import this snapshot directory of another Engine (a production snapshot
         copied to a staging host, for a drill) as a snapshot of this Engine, under O(id). Its manifest and every file are
         verified first; the imported manifest keeps the source's data fields and records C(imported_from).
-      - Or adopt a snapshot taken by hand, a plain C(sqlite3 .backup) file without a manifest (the Engine's documented
-        manual upgrade leaves one). The file is checked to be whole (header, size, integrity check), to be an Engine
-        brain (its core tables) and to be this Engine's (its oldest episodes are in the live brain; O(force=true)
-        adopts another's), then copied into the store with a manifest built from it (fingerprint, row counts,
-        checksums, C(adopted_from)) and its modification time as the snapshot's time. It becomes a normal rollback
+      - Or adopt a snapshot taken by hand, without a manifest (the Engine's documented manual upgrade leaves one). That is
+        a plain C(sqlite3 .backup) file, or for O(backend=postgres) a C(pg_dump) output in custom, directory or plain
+        format. It is checked to be whole (SQLite header, size and integrity check; C(pg_restore) reading all of an
+        archive; a plain dump ending with pg_dump's closing line), to be an Engine brain (its core tables) and to be this
+        Engine's (its oldest episodes are in the live brain; O(force=true) adopts another's). A dump is loaded into a
+        scratch schema of the brain's database for that, and dropped again. Then it is copied into the store with a
+        manifest built from it (fingerprint, row counts, checksums, C(adopted_from)) and its modification time as the
+        snapshot's time. It becomes a normal rollback
         target (O(rollback_target=true)). The id defaults to C(adopted-) and the start of the file's sha256, so
         adopting the same file again changes nothing. A file that fails a check is refused and nothing is changed.
       - File and dump snapshots only (not O(backend=ebs) or O(backend=gcp_disk)).
@@ -160,9 +163,9 @@ from ansible_collections.engine_ops.lifecycle.plugins.module_utils._engine_contr
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._errors import EngineDockerError
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._offsite import OffsiteError
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._snapshot import (
-    adopt, engine_metadata, refuse_adoption, room_for_snapshot, take_snapshot)
+    adopt, engine_metadata, file_facts, refuse_adoption, room_for_snapshot, take_snapshot)
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._snapshot_store import (
-    StoreError, check_name, entry_path, file_matches, key_fingerprint, new_id, read_manifest, retention_victims, sha256_file)
+    StoreError, check_name, entry_path, file_matches, key_fingerprint, new_id, read_manifest, retention_victims)
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._volume_options import VOLUME_BACKENDS
 
 
@@ -207,8 +210,8 @@ def main():
         module.exit_json(changed=True, removed=[snapshot_id])
 
     offsite = module.offsite()
-    if p["import_from"] and os.path.isfile(p["import_from"]):
-        adopt_file(module, store)
+    if p["import_from"] and not os.path.exists(os.path.join(p["import_from"], "manifest.json")):
+        adopt_file(module, store)  # no manifest: a file or a pg_dump directory taken by hand
     if p["import_from"]:
         import_snapshot(module, store, snapshot_id)
     if p["id"] and snapshot_id in store.ids():
@@ -235,6 +238,12 @@ def main():
         except BrainError as exc:
             module.fail_action("check permissions", exc)
     if plan is None:
+        try:
+            lacking = backend.privilege_problems("snapshot")
+            if lacking:
+                raise BrainError("; ".join(lacking))
+        except BrainError as exc:
+            module.fail_action("check privileges", exc)
         try:
             room_for_snapshot(store, backend.size_bytes())
         except (BrainError, OSError) as exc:
@@ -275,15 +284,17 @@ def main():
 
 
 def adopt_file(module, store):
-    """Adopt a snapshot taken by hand (a plain `sqlite3 .backup` file) as a snapshot of this Engine; exits the module."""
+    """Adopt a snapshot taken by hand (a `sqlite3 .backup` file, a pg_dump) as a snapshot of this Engine; exits."""
     p = module.params
     path = p["import_from"]
     backend = module.backend()
-    if not hasattr(backend, "adoption_problem"):
-        module.fail_action("adopt %s" % path, "only SQLite .backup files are adopted (this brain is %s); nothing was "
-                                              "changed" % backend.name)
+    if backend.name in VOLUME_BACKENDS:
+        module.fail_action("adopt %s" % path, "a volume brain is not adopted from a file (this brain is %s)"
+                           % backend.name)
     try:
-        digest = sha256_file(path)
+        if not os.path.exists(path):
+            raise StoreError("%s does not exist" % path)
+        digest = file_facts(path)[0]
         snapshot_id = check_name("snapshot id", p["id"] or "adopted-" + digest[:16])
         if snapshot_id in store.ids():
             existing = store.load(snapshot_id, verify_files=True)

@@ -76,6 +76,12 @@ def pg_params():
             "user": os.environ.get("ENGINE_OPS_PG_USER", "engine_ops"), "password": password}
 
 
+def admin_params(pg_params):
+    """The DBA stand-in that creates and drops the test databases; the collection never runs as it (except the
+    test of pg_restore_strategy=database). pg_params is the Engine's own role: owner of its database, no more."""
+    return dict(pg_params, user=os.environ.get("ENGINE_OPS_PG_ADMIN_USER", "engine_ops_admin"))
+
+
 @pytest.fixture
 def prefix():
     return "eo-" + uuid.uuid4().hex[:8]
@@ -239,8 +245,9 @@ class EngineFactory:
         database = None
         if backend == "postgres":
             database = "%s_brain_%s" % (self.prefix.replace("-", "_"), uuid.uuid4().hex[:6])
-            with psycopg.connect(dbname="postgres", autocommit=True, **self.pg_params) as conn:
-                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
+            with psycopg.connect(dbname="postgres", autocommit=True, **admin_params(self.pg_params)) as conn:
+                conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(
+                    sql.Identifier(database), sql.Identifier(self.pg_params["user"])))
             self.created["databases"].append(database)
         return Brain(backend, volume, database, self.pg_params)
 
@@ -274,9 +281,12 @@ class EngineFactory:
             except docker.errors.NotFound:
                 pass
         if self.created["databases"]:
-            with psycopg.connect(dbname="postgres", autocommit=True, **self.pg_params) as conn:
+            with psycopg.connect(dbname="postgres", autocommit=True, **admin_params(self.pg_params)) as conn:
                 for database in self.created["databases"]:
-                    conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database)))
+                    # with the restores of pg_restore_strategy=database this test made, if any
+                    for (name,) in conn.execute("SELECT datname FROM pg_database WHERE datname = %s OR datname LIKE %s",
+                                                (database, database[:34] + "\\_\\_%")).fetchall():
+                        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 @pytest.fixture

@@ -11,9 +11,11 @@ import os
 import stat
 import uuid
 
+import psycopg
 import pytest
 
 from ansible_run import run_module
+from conftest import admin_params
 EXT_PYTHON = os.environ.get("ENGINE_OPS_EXT_PYTHON")
 # (backend, the Python that runs the modules: None is the controller's)
 BRAINS = pytest.mark.parametrize("backend, python", [("sqlite", None), ("sqlite", EXT_PYTHON), ("postgres", None)],
@@ -88,36 +90,49 @@ def test_online_snapshot_while_turns_run_is_verified_and_private(engines, named,
         (manifest["id"], True, False)]
 
 
-@BRAINS
-def test_data_rollback_after_a_forward_only_migration(engines, named, prefix, backend, python, store, docker_client):
+@pytest.mark.parametrize("backend, python, strategy", [
+    ("sqlite", None, None), ("sqlite", EXT_PYTHON, None), ("postgres", None, None), ("postgres", None, "database")],
+    ids=["sqlite-shadow-tables", "sqlite-vec-extension", "postgres-engine-role", "postgres-admin-database-strategy"])
+def test_data_rollback_after_a_forward_only_migration(engines, named, prefix, backend, python, strategy, store,
+                                                      docker_client):
+    """PostgreSQL: as the Engine's own role (it owns its database, no CREATEDB: staged in a schema, schemas swapped),
+    and as a DBA role with pg_restore_strategy=database (staged in a database, databases renamed)."""
     engine = start(engines, named, prefix, "2.3.1", engines.brain(backend))
+    role = dict(_pg(engine), pg_user=admin_params(engine.brain.pg_params)["user"],
+                pg_restore_strategy=strategy) if strategy else {}
     kept = turns(engine, "kept", 4)
-    snap = run_module("brain_snapshot", interpreter=python, args=brain_args(engine, store, pinned=True, rollback_target=True))["snapshot"]
+    snap = run_module("brain_snapshot", interpreter=python, args=brain_args(engine, store, **role, pinned=True, rollback_target=True))["snapshot"]
 
     upgrade = run_module("engine_image", interpreter=python, args={
         "container": engine.name, "version": "2.4.0", "health_url": engine.url + "/health", "state_dir": store + "-state"})
     assert upgrade["changed"] and not upgrade.get("failed"), upgrade.get("msg")
     bad = turns(engine, "bad-window", 3)
-    info = run_module("brain_snapshot_info", interpreter=python, args=brain_args(engine, store, compare_live=True))
+    info = run_module("brain_snapshot_info", interpreter=python, args=brain_args(engine, store, **role, compare_live=True))
     target = [s for s in info["snapshots"] if s["id"] == info["rollback_target"]][0]
     assert target["data_rollback_required"]
     assert "importance" in target["schema_diff"]["columns"]["episodes"]["only_live"]
     assert "memory_consolidations" in target["schema_diff"]["tables_only_live"]
     live_counts = info["live"]["row_counts"]
 
-    staged = run_module("brain_restore", interpreter=python, args=brain_args(engine, store, phase="stage"))  # Engine still serving
+    staged = run_module("brain_restore", interpreter=python, args=brain_args(engine, store, **role, phase="stage"))  # Engine still serving
     assert staged["changed"] and not staged.get("failed"), staged.get("msg")
     assert engine.health()[0] == 200
     refused = run_module("brain_restore", interpreter=python, args={
         "store": store, "engine": engine.name, "backend": backend, "phase": "swap",
-        **({"sqlite_path": engine.brain.sqlite_path(docker_client)} if backend == "sqlite" else _pg(engine))})
+        **({"sqlite_path": engine.brain.sqlite_path(docker_client)} if backend == "sqlite" else dict(_pg(engine), **role))})
     assert refused.get("failed") and "in use by" in refused["msg"]
     assert engine.health()[0] == 200
 
     assert run_module("engine_drain", interpreter=python, args={"container": engine.name})["drain"]["clean"]
-    swapped = run_module("brain_restore", interpreter=python, args=brain_args(engine, store, phase="swap"))
+    swapped = run_module("brain_restore", interpreter=python, args=brain_args(engine, store, **role, phase="swap"))
     assert swapped["changed"] and swapped["verified"], swapped.get("msg")
     assert swapped["timings"]["swap"] < 5  # sanity bound only; the benchmark measures it
+    if backend == "postgres":
+        aside = swapped["aside"]
+        assert aside.endswith("__pre_restore_" + aside[-14:]) if strategy else aside.startswith("engine_ops_pre_restore_")
+        schemas = [r[0] for r in engine.brain.query(docker_client, "SELECT nspname FROM pg_namespace WHERE nspname "
+                                                    "LIKE 'engine_ops%%' OR nspname = 'public' ORDER BY 1")]
+        assert schemas == ["public"] if strategy else [aside, "public"], schemas  # the staged schema is now public
 
     exported = swapped["exported"]
     for table, count in live_counts.items():
@@ -143,15 +158,64 @@ def test_data_rollback_after_a_forward_only_migration(engines, named, prefix, ba
     assert sorted(r[1] for r in engine.rows("episodes")) == sorted(kept)
 
     undo = run_module("brain_restore", interpreter=python,
-                      args=brain_args(engine, store, undo=swapped["aside"], health_url=engine.url + "/health"))
+                      args=brain_args(engine, store, **role, undo=swapped["aside"], health_url=engine.url + "/health"))
     assert undo["changed"] and not undo.get("failed"), undo.get("msg")
     assert sorted(r[1] for r in engine.rows("episodes")) == sorted(kept + bad)
+    if backend == "postgres" and not strategy:
+        owner = engine.brain.query(docker_client, "SELECT pg_get_userbyid(nspowner), nspacl::text FROM pg_namespace "
+                                   "WHERE nspname = 'public'")
+        assert owner == [("pg_database_owner", "{pg_database_owner=UC/pg_database_owner,=U/pg_database_owner}")]
 
 
 def _pg(engine):
     p = engine.brain.pg_params
     return {"pg_host": p["host"], "pg_port": p["port"], "pg_user": p["user"], "pg_password": p["password"],
             "pg_database": engine.brain.database}
+
+
+def _as_admin(engine, statement):
+    with psycopg.connect(autocommit=True, dbname=engine.brain.database, **admin_params(engine.brain.pg_params)) as conn:
+        conn.execute(statement)
+
+
+def _brain_state(engine, docker_client):
+    """Everything a refused restore must leave as it was: schemas, tables and the rows of the live brain."""
+    return (engine.brain.query(docker_client, "SELECT nspname FROM pg_namespace ORDER BY 1"),
+            sorted(r[1] for r in engine.rows("episodes")), engine.brain.columns(docker_client, "episodes"))
+
+
+@pytest.mark.parametrize("lacking", ["create-on-database", "owner-of-public", "read-a-table"])
+def test_a_missing_postgresql_privilege_is_named_before_anything_changes(
+        engines, named, prefix, store, docker_client, lacking):
+    """The Engine's own role, with one privilege taken away by a DBA: the snapshot or the restore says which."""
+    engine = start(engines, named, prefix, "2.3.1", engines.brain("postgres"))
+    turns(engine, "kept", 2)
+    snap = run_module("brain_snapshot", args=brain_args(engine, store, rollback_target=True))
+    assert snap["changed"] and not snap.get("failed"), snap.get("msg")
+    turns(engine, "bad", 2)
+    role, database = engine.brain.pg_params["user"], engine.brain.database
+    if lacking == "read-a-table":
+        _as_admin(engine, "CREATE TABLE public.audit_trail (id int); REVOKE ALL ON public.audit_trail FROM PUBLIC")
+        listed = sorted(os.listdir(os.path.join(store, engine.name)))
+        refused = run_module("brain_snapshot", args=brain_args(engine, store))
+        assert refused.get("failed") and not refused["changed"]
+        assert "role %s may not read audit_trail" % role in refused["msg"], refused["msg"]
+        assert refused["msg"].endswith("nothing was changed"), refused["msg"]
+        assert sorted(os.listdir(os.path.join(store, engine.name))) == listed  # no partial snapshot
+        return
+    if lacking == "create-on-database":
+        _as_admin(engine, 'REVOKE CREATE ON DATABASE "%s" FROM "%s", PUBLIC' % (database, role))
+        words = "role %s lacks CREATE on database %s" % (role, database)
+    else:
+        _as_admin(engine, "ALTER SCHEMA public OWNER TO %s" % admin_params(engine.brain.pg_params)["user"])
+        words = "role %s does not own schema public" % role
+    before = _brain_state(engine, docker_client)
+    for phase in ("all", "stage"):
+        refused = run_module("brain_restore", args=brain_args(engine, store, phase=phase))
+        assert refused.get("failed") and not refused["changed"], refused
+        assert words in refused["msg"] and refused["msg"].endswith("nothing was changed"), refused["msg"]
+    assert _brain_state(engine, docker_client) == before
+    assert engine.health()[0] == 200
 
 
 @BRAINS
@@ -261,7 +325,7 @@ def test_rows_updated_or_deleted_in_the_bad_window_are_set_aside_with_before_and
 
     staged = run_module("brain_restore", interpreter=python, args=brain_args(engine, store, id=snap["id"], phase="stage"))
     assert staged["changed"], staged.get("msg")
-    # after the serving-phase export, before the stop: caught by the settled export (SQLite) from the kept brain
+    # after the serving-phase export, before the stop: caught by the settled export from the kept brain
     change_in_place(engine, docker_client, ["UPDATE conversations SET content = 'edited late' "
                                             "WHERE request_id = 'kept-1' AND role = 'user'"])
     assert run_module("engine_drain", interpreter=python, args={"container": engine.name})["drain"]["clean"]
@@ -280,12 +344,14 @@ def test_rows_updated_or_deleted_in_the_bad_window_are_set_aside_with_before_and
     with open(os.path.join(swapped["export_dir"], "summary.json")) as handle:
         summary = json.load(handle)
     assert "<table>.updated.jsonl" in summary["files"]
-    if backend == "sqlite":
-        assert swapped["export_settled"] and summary["settled"]
-        assert swapped["exported_updated"] == {"knowledge_store": 1, "conversations": 1}
-        [late] = lines("conversations.updated.jsonl")
-        assert late["after"]["content"] == "edited late"
-    else:  # no settle from a dump: a change after the serving-phase export stays in the kept database only
-        assert swapped["exported_updated"] == {"knowledge_store": 1} and swapped["aside"]
+    # SQLite compares the replaced brain with the snapshot file; PostgreSQL (the Engine's role: schema strategy) with
+    # the dump loaded once more into a scratch schema, dropped afterwards
+    assert swapped["export_settled"] and summary["settled"]
+    assert swapped["exported_updated"] == {"knowledge_store": 1, "conversations": 1}
+    [late] = lines("conversations.updated.jsonl")
+    assert late["after"]["content"] == "edited late"
+    if backend == "postgres":
+        assert engine.brain.query(docker_client, "SELECT nspname FROM pg_namespace WHERE nspname LIKE "
+                                  "'engine_ops%%' ORDER BY 1") == [(swapped["aside"],)]
     assert swapped["exported_deleted"] == {"learning_signals": 1}
     assert engine.brain.query(docker_client, "SELECT value FROM knowledge_store WHERE key = 'fact'") == [("old value",)]

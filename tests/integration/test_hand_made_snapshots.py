@@ -7,6 +7,7 @@ restores it. Files that are not a brain, are cut off, or are another Engine's ar
 
 import os
 import shutil
+import subprocess
 import uuid
 
 import pytest
@@ -34,8 +35,15 @@ def manual_upgrade(docker_client, engine, version):
     engine.wait_healthy()
 
 
-def hand_made(engines, named, prefix):
-    engine = engines.start("2.3.1", engines.brain("sqlite"))
+def manual_pg_dump(engine, path, kind):
+    """`pg_dump` of the brain as the Engine's own role, in one of its three formats, while the Engine serves."""
+    flags = {"custom": ["--format=custom"], "directory": ["--format=directory"], "plain": []}[kind]
+    subprocess.run(["pg_dump"] + flags + ["--file=%s" % path, "--dbname=%s" % engine.brain.dsn()], check=True)
+    return path
+
+
+def hand_made(engines, named, prefix, backend="sqlite"):
+    engine = engines.start("2.3.1", engines.brain(backend))
     engine.name = "%s-%s" % (prefix, uuid.uuid4().hex[:6])
     engine.container.rename(engine.name)
     named(engine.name)
@@ -130,3 +138,92 @@ def test_a_file_that_is_not_this_engines_whole_brain_is_refused(engines, named, 
     assert result.get("failed") and not result["changed"], result
     assert expected in result["msg"] and result["msg"].endswith("nothing was changed"), result["msg"]
     assert not os.path.exists(os.path.join(store, engine.name)) or os.listdir(os.path.join(store, engine.name)) == []
+
+
+@pytest.mark.parametrize("kind", ["custom", "directory", "plain"])
+def test_a_pg_dump_taken_by_hand_is_adopted_and_rolled_back_to(engines, named, prefix, tmp_path, docker_client, kind):
+    """The PostgreSQL manual upgrade: pg_dump (any format) as the Engine's role, the tag changed, then rollback.yml."""
+    engine = hand_made(engines, named, prefix, "postgres")
+    dump = manual_pg_dump(engine, str(tmp_path / ("brain-pre-2.4.0." + kind)), kind)
+    manual_upgrade(docker_client, engine, "2.4.0")
+    bad = ["bad-%d" % n for n in range(3)]
+    for rid in bad:
+        assert engine.execute(rid, request_id=rid)[0] == 200
+    store = str(tmp_path / "store")
+    args = {"container": engine.name, "store": store, "backend": "postgres", "import_from": dump,
+            "rollback_target": True}
+    adopted = run_module("brain_snapshot", args)
+    assert adopted["changed"] and not adopted.get("failed"), adopted.get("msg")
+    manifest = adopted["snapshot"]
+    assert manifest["id"].startswith("adopted-") and manifest["adopted_from"]["path"] == dump
+    assert manifest["row_counts"]["episodes"] == len(engine.kept) and manifest["backend"] == "postgres"
+    assert run_module("brain_snapshot", args)["changed"] is False  # the same dump again: nothing to do
+    assert scratch_schemas(engine, docker_client) == []
+    info = run_module("brain_snapshot_info", {"container": engine.name, "store": store, "backend": "postgres",
+                                              "compare_live": True, "verify": True})
+    assert info["rollback_target"] == manifest["id"]
+    assert [s["data_rollback_required"] for s in info["snapshots"]] == [True]  # 2.4.0 migrated the brain
+
+    inventory = write_inventory(tmp_path, "engines", {engine.name: {
+        "engine_container": engine.name, "engine_url": engine.url, "engine_api_key": ENGINE_API_KEY,
+        "brain_backend": "postgres", "engine_snapshot_store": store, "engine_state_dir": str(tmp_path / "state"),
+        "engine_ledger_path": str(tmp_path / "ledger.jsonl"), "engine_report_dir": str(tmp_path / "reports")}})
+    rc, report = run_playbook("playbooks/rollback.yml", inventory, "-e", "version=v2.3.1", "-e", "reason=manual upgrade")
+    assert rc == 0 and not failures(report), report["stats"]
+    engine.wait_healthy()
+    assert engine.health()[1]["version"] == "2.3.1"
+    assert sorted(r[1] for r in engine.rows("episodes")) == sorted(engine.kept)
+    exports = os.path.join(store, engine.name, manifest["id"], "exports")
+    [stamp] = os.listdir(exports)
+    with open(os.path.join(exports, stamp, "episodes.jsonl")) as handle:
+        assert len(handle.readlines()) == len(bad)
+
+
+def scratch_schemas(engine, docker_client):
+    return engine.brain.query(docker_client, "SELECT nspname FROM pg_namespace WHERE nspname LIKE 'engine_ops%%'")
+
+
+def _cut_custom_dump(path, engine, engines):
+    whole = manual_pg_dump(engine, path + ".whole", "custom")
+    with open(whole, "rb") as src, open(path, "wb") as dst:
+        dst.write(src.read()[:-4096])
+
+
+def _cut_plain_dump(path, engine, engines):
+    whole = manual_pg_dump(engine, path + ".whole", "plain")
+    with open(whole, "rb") as src, open(path, "wb") as dst:
+        dst.write(src.read()[:-400])
+
+
+def _another_engines_dump(path, engine, engines):
+    other = engines.start("2.3.1", engines.brain("postgres"))
+    other.wait_healthy()
+    for n in range(3):
+        other.execute("someone else %d" % n, request_id="other-%d" % n)
+    manual_pg_dump(other, path, "custom")
+
+
+def _not_a_dump(path, engine, engines):
+    with open(path, "w") as handle:
+        handle.write("-- just notes about the upgrade\n")
+
+
+@pytest.mark.parametrize("make, expected", [
+    (_not_a_dump, "is not a pg_dump output"),
+    (_cut_custom_dump, "is not whole: pg_restore could not read all of it"),
+    (_cut_plain_dump, "is cut off"),
+    (_another_engines_dump, "it is another Engine's brain"),
+])
+def test_a_dump_that_is_not_this_engines_whole_brain_is_refused(engines, named, prefix, tmp_path, docker_client,
+                                                                make, expected):
+    engine = hand_made(engines, named, prefix, "postgres")
+    path = str(tmp_path / "pre-upgrade.dump")
+    make(path, engine, engines)
+    before = engine.brain.checksum(docker_client)
+    store = str(tmp_path / "store")
+    result = run_module("brain_snapshot", {"container": engine.name, "store": store, "backend": "postgres",
+                                           "import_from": path, "rollback_target": True})
+    assert result.get("failed") and not result["changed"], result
+    assert expected in result["msg"] and result["msg"].endswith("nothing was changed"), result["msg"]
+    assert not os.path.exists(os.path.join(store, engine.name)) or os.listdir(os.path.join(store, engine.name)) == []
+    assert scratch_schemas(engine, docker_client) == [] and engine.brain.checksum(docker_client) == before

@@ -6,7 +6,7 @@ import docker
 import pytest
 
 from ansible_run import changed_tasks, failures, run_playbook, write_inventory
-from conftest import BOTH_BACKENDS, ENGINE_API_KEY, free_port
+from conftest import BOTH_BACKENDS, ENGINE_API_KEY, admin_params, free_port
 
 
 @pytest.fixture
@@ -24,7 +24,7 @@ def engine_host(tmp_path, prefix, docker_client, pg_params):
         pass
     import psycopg  # pylint: disable=import-outside-toplevel
     from psycopg import sql  # pylint: disable=import-outside-toplevel
-    with psycopg.connect(dbname="postgres", autocommit=True, **pg_params) as conn:
+    with psycopg.connect(dbname="postgres", autocommit=True, **admin_params(pg_params)) as conn:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(names["database"])))
 
 

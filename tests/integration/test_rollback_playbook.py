@@ -1,5 +1,6 @@
 """playbooks/rollback.yml against real reference Engines: image-only and image-plus-data, --check."""
 
+import json
 import os
 import uuid
 
@@ -58,6 +59,11 @@ def test_rollback_after_a_forward_only_migration_restores_image_and_brain(engine
     [export_dir] = os.listdir(exports)
     with open(os.path.join(exports, export_dir, "episodes.jsonl")) as handle:
         assert len(handle.readlines()) == len(bad)
+    with open(os.path.join(exports, export_dir, "summary.json")) as handle:
+        # settled from the replaced brain once the Engine served again (not in the downtime)
+        assert json.load(handle)["settled"] is True
+    settle = [t for p in report["plays"] for t in p["tasks"] if "Settle the bad window" in t["task"]["name"]]
+    assert settle and settle[0]["hosts"][engine.name]["changed"]
 
     rc, report = run_playbook("playbooks/rollback.yml", inventory, "-e", "version=v2.3.1")
     assert rc == 0 and changed_tasks(report, engine.name) == []  # a second run changes nothing

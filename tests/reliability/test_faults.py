@@ -15,7 +15,7 @@ import pytest
 from ansible_run import failed_messages, failures, run_module, run_playbook
 from fleet import fleet, report_rows, spawn_playbook
 from rollback_state import Upgraded, add_ballast, exported, request_ids, sqlite_rows
-from services import docker_info_answers, restart_docker_daemon, wait_for
+from services import admin_params, docker_info_answers, restart_docker_daemon, wait_for
 
 ROLLBACK = ("-e", "version=2.3.1", "-e", "reason=reliability")
 
@@ -56,15 +56,14 @@ def test_the_postgresql_connection_dropped_mid_restore(engines, named, prefix, t
     rc, report = run_playbook("playbooks/upgrade.yml", inventory, "-e", "version=2.4.0")
     assert rc == 0, report["stats"]
     engine.execute("bad", request_id="bad-1")
-    staged_prefix = engine.brain.database[:36] + "__restore_"
     dropped = []
 
-    def drop():  # every connection that restores into the staged database, as a failover or a DBA would
-        with psycopg.connect(dbname="postgres", autocommit=True, **pg_params) as conn:
+    def drop():  # every session that loads the staged schema, as a failover or a DBA would
+        with psycopg.connect(dbname="postgres", autocommit=True, **admin_params(pg_params)) as conn:
             deadline = time.monotonic() + 240
             while time.monotonic() < deadline and not dropped:
-                rows = conn.execute("SELECT pid, datname FROM pg_stat_activity WHERE datname LIKE %s",
-                                    (staged_prefix + "%",)).fetchall()
+                rows = conn.execute("SELECT pid, datname FROM pg_stat_activity WHERE datname = %s AND "
+                                    "application_name = 'engine_ops restore'", (engine.brain.database,)).fetchall()
                 for pid, datname in rows:
                     if conn.execute("SELECT pg_terminate_backend(%s)", (pid,)).fetchone()[0]:
                         dropped.append(datname)
@@ -77,10 +76,9 @@ def test_the_postgresql_connection_dropped_mid_restore(engines, named, prefix, t
     assert dropped, "no restore connection was seen to drop"
     assert rc != 0
     messages = failed_messages(report)
-    assert any("pg_restore" in m and "the live brain was not touched" in m for m in messages), messages
-    with psycopg.connect(dbname="postgres", autocommit=True, **pg_params) as conn:
-        left = conn.execute("SELECT datname FROM pg_database WHERE datname LIKE %s", (staged_prefix + "%",)).fetchall()
-    assert left == [], "the half-restored database was left behind"
+    assert any("restoring the" in m and "the live brain was not touched" in m for m in messages), messages
+    left = engine.brain.query(docker_client, "SELECT nspname FROM pg_namespace WHERE nspname LIKE 'engine_ops%%'")
+    assert left == [], "the half-restored schema was left behind"
     assert sorted(r[1] for r in engine.rows("episodes")) == sorted(engine.kept + ["bad-1"])  # untouched, serving
     engine.wait_healthy()
 

@@ -20,6 +20,11 @@ import os
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._files import ensure_dir
 
 
+# A file is an Engine brain when it has these tables; it is this Engine's when its oldest episodes are in the live one.
+ENGINE_TABLES = ("episodes", "conversations", "learning_signals", "working_memory_log")
+LINEAGE_ROWS = 20
+
+
 class BrainError(Exception):
     """A brain operation failed; the message names the operation and the cause."""
 

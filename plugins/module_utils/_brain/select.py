@@ -22,6 +22,7 @@ BRAIN_OPTIONS = dict(
     pg_password=dict(type="str", no_log=True),
     pg_database=dict(type="str"),
     pg_jobs=dict(type="int", default=2),
+    pg_restore_strategy=dict(type="str", choices=["auto", "schema", "database"], default="auto"),
 )
 # Cloud volumes (backends ebs and gcp_disk) and the off-host S3 copy; kept apart so they stay optional.
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._offsite import AWS_OPTIONS, OFFSITE_OPTIONS  # noqa: E402

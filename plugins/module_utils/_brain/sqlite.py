@@ -16,7 +16,8 @@ import shutil
 import sqlite3
 from contextlib import ExitStack, contextmanager
 
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.base import BrainError, export_diff, fingerprint
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.base import (
+    ENGINE_TABLES, LINEAGE_ROWS, BrainError, export_diff, fingerprint)
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.sqlite_tables import (
     KEY, Catalog, load_extensions, quote)
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._files import fsync_path
@@ -24,8 +25,6 @@ from ansible_collections.engine_ops.lifecycle.plugins.module_utils._files import
 SNAPSHOT_FILE = "brain.sqlite"
 SIDECARS = ("-wal", "-shm")
 # Tables every Engine brain has (ENGINE_CONTRACT.md): a file without them is not an Engine's brain.
-ENGINE_TABLES = ("episodes", "conversations", "learning_signals", "working_memory_log")
-LINEAGE_ROWS = 20
 
 
 @contextmanager
@@ -198,6 +197,18 @@ class SqliteBackend:
         """The snapshot as a brain that can be read in place (what a settled export compares with)."""
         return os.path.join(snapshot_dir, SNAPSHOT_FILE)
 
+    def settle_basis(self, snapshot_dir):
+        """What a settled export compares the replaced brain with: the snapshot file itself."""
+        return self.snapshot_brain(snapshot_dir)
+
+    @staticmethod
+    def release_basis(basis):
+        """Nothing to clean up: the basis is the snapshot file in the store."""
+
+    @staticmethod
+    def kept(aside):
+        return os.path.exists(aside)
+
     def rows_by_key(self, table, rows):
         """The live rows with the keys of exported `rows`: {"key", "columns", "present": {key: {column: value}}}, or
         None when the brain has no such table (a re-import's plan)."""
@@ -274,6 +285,11 @@ class SqliteBackend:
 
     def free_bytes(self):
         return shutil.disk_usage(os.path.dirname(self.path) or ".").free
+
+    @staticmethod
+    def privilege_problems(kind):
+        """A file brain has no privileges of its own to check: the file and its directory are (stage, swap)."""
+        return []
 
     def stage(self, snapshot_dir, snapshot_id):
         """Copy the snapshot beside the live brain with the live brain's owner and mode; return its path."""

@@ -224,7 +224,11 @@ class Engine:
         if code is not None:
             self.server.shutdown()
             return code
-        self.stop_requested.wait()
+        # Wait in short slices: CPython runs a Python signal handler only in the main thread, and when the
+        # kernel hands SIGTERM to another thread (a turn, a request) a main thread blocked in an untimed
+        # wait would not notice until something else woke it (seen once: no drain for 10 s).
+        while not self.stop_requested.wait(0.2):
+            pass
         self.drain()
         return 0
 

@@ -11,7 +11,7 @@ from http.server import BaseHTTPRequestHandler
 import pytest
 
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._docker_api import (
-    ApiError, DockerApi, DockerTimeout, demux, split_reference)
+    ApiError, DockerApi, DockerTimeout, demux, split_reference, tls_settings)
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._docker import EngineDocker
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._errors import EngineDockerError
 
@@ -42,12 +42,17 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_GET(self):
         self.calls.append(("GET", self.path))
-        if self.path == "/_ping":
-            return self.reply(200, b"OK", "text/plain", {"API-Version": self.server.api_version})
+        if self.path == "/version":
+            return self.reply(200, {"Version": "x.y", "ApiVersion": self.server.api_version,
+                                    "MinAPIVersion": self.server.min_version})
         if self.path.startswith("/v%s/containers/engine/json" % self.server.client_version):
             return self.reply(200, {"Id": "abc", "Name": "/engine", "State": {"Running": True}})
         if "/containers/json" in self.path:
             return self.reply(200, [{"Id": "abc"}])
+        if "/containers/tty/json" in self.path:
+            return self.reply(200, {"Id": "tty", "Config": {"Tty": True}})
+        if "/containers/tty/logs" in self.path:  # a TTY's raw output, which happens to start like a frame header
+            return self.reply(200, b"\x01\x00\x00\x00 raw", "application/vnd.docker.raw-stream")
         if "/logs" in self.path:
             return self.reply(200, frame(1, '{"message": "one"}\n') + frame(2, "not json\n") + frame(1, '{"message": "two"}\n'),
                               "application/vnd.docker.raw-stream")
@@ -77,7 +82,7 @@ class Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
 def daemon(tmp_path):
     path = str(tmp_path / "docker.sock")
     server = Server(path, Handler)
-    server.api_version, server.client_version = "1.45", "1.41"
+    server.api_version, server.min_version, server.client_version = "1.45", "1.24", "1.45"
     Handler.calls = []
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield server, "unix://" + path
@@ -88,12 +93,12 @@ def daemon(tmp_path):
 def test_calls_over_the_unix_socket(daemon):
     server, host = daemon
     docker = EngineDocker.connect(host, timeout=5)
-    assert docker.api.version == "1.41"  # a newer daemon is spoken to in our version
+    assert docker.api.version == "1.45"  # the newest version both speak
     assert docker.inspect_container("engine")["Id"] == "abc"
     assert docker.inspect_container("missing") is None and docker.inspect_image("nope:1") is None
     assert [r["message"] for r in docker.log_records("engine")] == ["one", "two"]  # frames removed, non-JSON skipped
     assert docker.create({"Image": "engine:2.3.1"}, "engine-next") == "new"
-    assert Handler.calls[-1] == ("POST", "/v1.41/containers/create?name=engine-next", {"Image": "engine:2.3.1"})
+    assert Handler.calls[-1] == ("POST", "/v1.45/containers/create?name=engine-next", {"Image": "engine:2.3.1"})
     docker.start("new")  # 304: already started is fine
     with pytest.raises(EngineDockerError, match="rename x to y: .*HTTP 500: boom"):
         docker.rename("x", "y")
@@ -109,6 +114,56 @@ def test_an_older_daemon_is_spoken_to_in_its_version(daemon):
     api = DockerApi(host, 5)
     api.negotiate()
     assert api.version == "1.40"
+
+
+@pytest.mark.parametrize("newest, oldest, environ, chosen", [
+    ("1.52", "1.44", {}, "1.52"),  # Docker 29
+    ("1.41", "1.12", {}, "1.41"),  # Docker 20.10
+    ("1.60", "1.44", {}, "1.52"),  # a daemon newer than the collection: the newest the collection knows
+    ("1.52", "1.44", {"DOCKER_API_VERSION": "1.45"}, "1.45"),  # pinned, as the CLI honours it
+])
+def test_the_version_is_negotiated_as_the_docker_cli_does(daemon, newest, oldest, environ, chosen):
+    server, host = daemon
+    server.api_version, server.min_version = newest, oldest
+    api = DockerApi(host, 5)
+    assert api.negotiate(environ) == chosen and api.version == chosen
+
+
+@pytest.mark.parametrize("newest, oldest, environ, message", [
+    ("1.52", "1.44", {"DOCKER_API_VERSION": "1.41"}, "DOCKER_API_VERSION=1.41, but the Docker daemon at unix://"),
+    ("1.52", "1.44", {"DOCKER_API_VERSION": "latest"}, "DOCKER_API_VERSION='latest' is not a Docker API version"),
+    ("1.70", "1.60", {}, "speaks API 1.60 to 1.70 and this collection 1.40 to 1.52: no version in common"),
+    ("1.30", "1.12", {}, "speaks API 1.12 to 1.30 and this collection 1.40 to 1.52: no version in common"),
+])
+def test_no_version_in_common_is_named_before_any_other_call(daemon, newest, oldest, environ, message):
+    server, host = daemon
+    server.api_version, server.min_version = newest, oldest
+    with pytest.raises(ApiError, match=message.replace("(", "\\(").replace(".", "\\.")):
+        DockerApi(host, 5).negotiate(environ)
+    assert [c[1] for c in Handler.calls] == ["/version"]
+
+
+def test_log_framing_follows_the_containers_tty_setting(daemon):
+    server, host = daemon
+    api = DockerApi(host, 5)
+    api.negotiate({})
+    assert api.logs("tty") == b"\x01\x00\x00\x00 raw"  # a TTY's output is never taken for frames
+    assert api.logs("engine", tty=False) == b'{"message": "one"}\nnot json\n{"message": "two"}\n'
+
+
+def test_the_docker_cli_tls_environment_means_what_it_means_to_the_cli():
+    home = os.path.join(os.path.expanduser("~"), ".docker")
+    assert tls_settings({}) == (False, False, home)
+    assert tls_settings({"DOCKER_TLS_VERIFY": "0", "DOCKER_CERT_PATH": "/certs"}) == (True, True, "/certs")
+    assert tls_settings({"DOCKER_TLS_VERIFY": "", "DOCKER_CERT_PATH": "/certs"}) == (False, False, "/certs")
+    assert tls_settings({"DOCKER_TLS": "1"}) == (True, False, home)
+
+
+def test_verifying_a_daemon_without_its_ca_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setenv("DOCKER_TLS_VERIFY", "1")
+    monkeypatch.setenv("DOCKER_CERT_PATH", str(tmp_path))
+    with pytest.raises(ApiError, match="DOCKER_TLS_VERIFY is set but .*ca.pem does not exist"):
+        DockerApi("tcp://127.0.0.1:2376")
 
 
 def test_a_wait_that_outlasts_its_timeout_says_so(daemon):
@@ -129,7 +184,6 @@ def test_an_unreachable_or_unsupported_daemon_is_named(tmp_path):
 
 def test_demux_and_references():
     assert demux(frame(1, "a") + frame(2, "b")) == b"ab"
-    assert demux(b'{"tty": "output"}') == b'{"tty": "output"}'
     assert split_reference("engine:2.3.1") == ("engine", "2.3.1")
     assert split_reference("registry:5000/engine") == ("registry:5000/engine", "latest")
     assert split_reference("engine@sha256:" + "0" * 64) == ("engine", "sha256:" + "0" * 64)
@@ -140,7 +194,9 @@ def test_tcp_hosts_use_tls_when_the_environment_says_so(monkeypatch, tmp_path):
     monkeypatch.delenv("DOCKER_CERT_PATH", raising=False)
     plain = DockerApi("tcp://127.0.0.1:2375")._connect(1)
     assert type(plain).__name__ == "HTTPConnection" and plain.port == 2375
-    monkeypatch.setenv("DOCKER_CERT_PATH", str(tmp_path))
+    monkeypatch.setenv("DOCKER_CERT_PATH", str(tmp_path))  # where the certificates are; not, by itself, TLS
+    assert type(DockerApi("tcp://127.0.0.1")._connect(1)).__name__ == "HTTPConnection"
+    monkeypatch.setenv("DOCKER_TLS", "1")
     secure = DockerApi("tcp://127.0.0.1")._connect(1)
     assert type(secure).__name__ == "HTTPSConnection" and secure.port == 2376
     assert os.environ["DOCKER_CERT_PATH"] == str(tmp_path)

@@ -26,8 +26,20 @@ def test_a_database_is_required():
 
 @pytest.mark.parametrize("database", ["brain", "a" * 63, "support_agent_production_brain_database_x"])
 def test_staged_and_aside_names_fit_postgres_identifiers(database):
-    backend = PostgresBackend("h", 5432, "u", "p", database)
+    backend = PostgresBackend("h", 5432, "u", "p", database, strategy="database")
     staged = backend.staged_path("20261128T183617.118797Z")
     aside = backend.aside_path("20261128T183621Z")
     assert len(staged) <= 63 and len(aside) <= 63 and staged != aside
     assert staged.endswith("__restore_20261128183617") and aside.endswith("__pre_restore_20261128183621")
+
+
+def test_the_schema_strategy_names_schemas_of_the_brain_database_itself():
+    backend = PostgresBackend("h", 5432, "u", "p", "brain", strategy="schema")
+    assert backend.staged_path("20261128T183617.118797Z") == "engine_ops_restore_20261128183617"
+    assert backend.aside_path("20261128T183621Z") == "engine_ops_pre_restore_20261128183621"
+    assert backend.live_name() == "public"
+
+
+def test_an_unknown_strategy_is_refused():
+    with pytest.raises(BrainError, match="pg_restore_strategy must be one of auto, schema, database"):
+        PostgresBackend("h", 5432, "u", "p", "brain", strategy="tablespace")
