@@ -39,9 +39,10 @@ mkdir -p "$WORK"
 # -- system packages (only what is missing) --------------------------------------------------------
 missing=()
 docker info >/dev/null 2>&1 || command -v dockerd >/dev/null 2>&1 || missing+=(docker.io)
-# losetup/fsfreeze/mkfs.ext4 (util-linux, e2fsprogs) for the volume snapshot tests; rsvg-convert renders drill timelines.
+# losetup/fsfreeze/mkfs.ext4 (util-linux, e2fsprogs) for the volume snapshot tests; rsvg-convert renders drill timelines;
+# docker-compose (1.29, the only compose installable here) brings up the compose-managed Engine of the compose tests.
 for tool in mmdebstrap:mmdebstrap zstd:zstd shellcheck:shellcheck curl:curl rsvg-convert:librsvg2-bin \
-            fsfreeze:util-linux losetup:mount mkfs.ext4:e2fsprogs; do
+            fsfreeze:util-linux losetup:mount mkfs.ext4:e2fsprogs docker-compose:docker-compose; do
   command -v "${tool%%:*}" >/dev/null 2>&1 || missing+=("${tool#*:}")
 done
 command -v pg_ctlcluster >/dev/null 2>&1 || missing+=(postgresql)

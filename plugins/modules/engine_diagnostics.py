@@ -48,6 +48,14 @@ options:
     description: The archive to write.
     type: path
     required: true
+  release_compose_container:
+    description:
+      - Once the archive holds its logs and inspect, remove the bad release's container when it carries compose labels
+        (C(com.docker.compose.project)). Compose counts every container with the service's labels as a replica, so the
+        next C(docker compose up) would take the kept container for a second Engine and remove one of the two.
+      - A bad release's container without compose labels is always kept.
+    type: bool
+    default: true
 """
 
 EXAMPLES = r"""
@@ -60,6 +68,11 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+released_container:
+  description: The bad release's compose container removed after the archive was written (O(release_compose_container)),
+    else null.
+  returned: success
+  type: str
 path:
   description: The archive.
   returned: always
@@ -90,6 +103,7 @@ def main():
             summary=dict(type="dict", default={}),
             export_dir=dict(type="path"),
             dest=dict(type="path", required=True),
+            release_compose_container=dict(type="bool", default=True),
         ),
         supports_check_mode=True,
     )
@@ -121,7 +135,16 @@ def main():
         manifest = build(p["dest"], members, extra, p["export_dir"])
     except (IOError, OSError) as exc:
         module.fail_action("write the archive %s" % p["dest"], exc)
-    module.exit_json(changed=True, path=p["dest"], manifest=manifest)
+    released = None
+    labels = ((containers[0].get("Config") or {}).get("Labels") or {}) if len(containers) > 1 else {}
+    if p["release_compose_container"] and labels.get("com.docker.compose.project"):
+        released = extra["bad_container"]
+        try:
+            module.docker.remove(containers[0]["Id"], force=True)
+        except EngineDockerError as exc:
+            module.fail_action("remove the bad release's compose container %s (the archive %s was written)"
+                               % (released, p["dest"]), exc, changed=True)
+    module.exit_json(changed=True, path=p["dest"], manifest=manifest, released_container=released)
 
 
 if __name__ == "__main__":

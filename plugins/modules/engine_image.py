@@ -92,8 +92,25 @@ options:
     type: path
     default: /var/lib/engine_ops/state
   compose_file:
-    description: Compose file whose O(compose_service) C(image:) is updated to the target.
+    description:
+      - Compose file whose service C(image:) is updated to the target (after a successful switch), so that the next
+        C(docker compose up -d) keeps the Engine where this module put it instead of recreating the old release.
+      - Defaults, with O(compose_from_labels), to the files in the container's C(com.docker.compose.project.config_files)
+        label (relative ones under C(com.docker.compose.project.working_dir)); of several, the last that gives the
+        service its own C(image:). The service is the container's C(com.docker.compose.service) label, else
+        O(compose_service).
+      - Only the image value changes; comments, quoting, order and layout are kept (read with ruamel.yaml, which must be
+        installed where the module runs). An image written as C(${VAR}) or C(repo:${TAG}) is changed in the env file
+        (O(compose_env_file)) instead. An image inherited through a merge key or an alias, a variable the env file does
+        not set, or a target the variable can't express is refused before anything changes, naming what to change.
     type: path
+  compose_env_file:
+    description: The env file compose reads variables from; default C(.env) in the compose project's directory.
+    type: path
+  compose_from_labels:
+    description: Find the compose file from the container's compose labels when O(compose_file) is not given.
+    type: bool
+    default: true
 attributes:
   diff_mode:
     support: full
@@ -156,14 +173,24 @@ reverted:
   returned: always
   type: bool
 compose_file_updated:
-  description: The compose file's image was changed.
-  returned: when O(compose_file) is set
+  description: The compose file's image was changed (or, for an image in a variable, the env file's line).
+  returned: when a compose file is used
   type: bool
+compose:
+  description: Where the image is changed for compose. The compose file, the env file when a variable holds the image
+    (else null), the variable (else null), and the image written there before.
+  returned: when a compose file is used
+  type: dict
 """
 
 
+import os
+
+from ansible.module_utils.basic import missing_required_lib
+
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._common import EngineOpsModule, http_get
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._compose import ComposeError, set_service_image
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._compose import (
+    HAS_RUAMEL, RUAMEL_IMPORT_ERROR, ComposeError, env_file_for, plan_image_change, service_image)
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._errors import EngineDockerError
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._health import probe
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._image_switch import (
@@ -171,24 +198,79 @@ from ansible_collections.engine_ops.lifecycle.plugins.module_utils._image_switch
     state_path, switch, write_state)
 
 
-def compose_update(module, target_ref):
-    """Return (new_text, changed) for the compose file, or fail naming the problem."""
-    path = module.params["compose_file"]
+CONFIG_FILES = "com.docker.compose.project.config_files"
+WORKING_DIR = "com.docker.compose.project.working_dir"
+SERVICE = "com.docker.compose.service"
+
+
+def compose_source(module, container):
+    """(compose files, service, env file) to keep in step, or None: from the options, else the compose labels."""
+    p = module.params
+    labels = (container.get("Config") or {}).get("Labels") or {}
+    workdir = labels.get(WORKING_DIR)
+    if p["compose_file"]:
+        files = [p["compose_file"]]
+    elif p["compose_from_labels"] and labels.get(CONFIG_FILES):
+        files = [f if os.path.isabs(f) or not workdir else os.path.join(workdir, f)
+                 for f in labels[CONFIG_FILES].split(",") if f]
+        missing = [f for f in files if not os.path.isfile(f)]
+        if missing:
+            module.warn("the Engine was started by compose from %s, which is not on this host: the next `compose up` "
+                        "may recreate the old image; give compose_file" % ", ".join(missing))
+            return None
+    else:
+        return None
+    env_file = p["compose_env_file"] or (os.path.join(workdir, ".env") if workdir and not p["compose_file"]
+                                         else env_file_for(files[0]))
+    return files, labels.get(SERVICE) or p["compose_service"], env_file
+
+
+def _read(path, required=True):
+    if not required and not os.path.exists(path):
+        return None
+    with open(path) as handle:
+        return handle.read()
+
+
+def compose_update(module, source, target_ref):
+    """What to write so compose starts `target_ref`: {"files": {path: text}, "changed", "report"}; fails naming the
+    problem (nothing is written here)."""
+    files, service, env_file = source
+    if not HAS_RUAMEL:
+        module.fail_json(msg=missing_required_lib("ruamel.yaml", reason="to keep the compose file in step"),
+                         exception=RUAMEL_IMPORT_ERROR)
     try:
-        with open(path) as handle:
-            text = handle.read()
-        new_text, dummy = set_service_image(text, module.params["compose_service"], target_ref)
+        texts = dict((path, _read(path)) for path in files)
+        owner = None
+        for path in reversed(files):  # later files override earlier ones
+            try:
+                service_image(texts[path], service)
+            except ComposeError:
+                continue
+            owner = path
+            break
+        if owner is None:  # say why, from the main file
+            service_image(texts[files[0]], service)
+        env_text = _read(env_file, required=False)
+        planned = plan_image_change(texts[owner], service, target_ref, env_text, env_file)
     except (IOError, OSError, ComposeError) as exc:
-        module.fail_action("update compose file %s" % path, exc)
-    return new_text, new_text != text
+        module.fail_action("keep the compose file in step", "%s: %s" % (", ".join(files), exc))
+    writes = {}
+    if planned["compose_text"] != texts[owner]:
+        writes[owner] = planned["compose_text"]
+    if planned["env_text"] is not None and planned["env_text"] != env_text:
+        writes[env_file] = planned["env_text"]
+    report = {"file": owner, "service": service, "env_file": env_file if planned["variable"] else None,
+              "variable": planned["variable"], "before": planned["old"]}
+    return {"files": writes, "changed": bool(writes), "report": report}
 
 
-def write_compose(module, text):
-    path = module.params["compose_file"]
-    tmp = "%s.engine_ops-tmp" % path
-    with open(tmp, "w") as handle:
-        handle.write(text)
-    module.atomic_move(tmp, path)
+def write_compose(module, writes):
+    for path, text in sorted(writes.items()):
+        tmp = "%s.engine_ops-tmp" % path
+        with open(tmp, "w") as handle:
+            handle.write(text)
+        module.atomic_move(tmp, path)
 
 
 def main():
@@ -208,6 +290,8 @@ def main():
             keep_previous=dict(type="bool", default=False),
             state_dir=dict(type="path", default="/var/lib/engine_ops/state"),
             compose_file=dict(type="path"),
+            compose_env_file=dict(type="path"),
+            compose_from_labels=dict(type="bool", default=True),
         ),
         mutually_exclusive=[("version", "image")],
         supports_check_mode=True,
@@ -230,13 +314,15 @@ def main():
 
     result = {"changed": False, "previous_image": current, "image": target, "container_id": container["Id"],
               "reverted": False}
-    compose_text, compose_changed = (None, False)
-    if p["compose_file"]:
-        compose_text, compose_changed = compose_update(module, target["reference"])
-        result["compose_file_updated"] = compose_changed
+    compose = {"files": {}, "changed": False}
+    source = compose_source(module, container)
+    if source:
+        compose = compose_update(module, source, target["reference"])
+        result.update(compose_file_updated=compose["changed"], compose=compose["report"])
+    compose_changed = compose["changed"]
     if target["id"] == container["Image"]:
         if compose_changed and not module.check_mode:
-            write_compose(module, compose_text)
+            write_compose(module, compose["files"])
         result["changed"] = compose_changed
         module.exit_json(**result)
 
@@ -273,7 +359,7 @@ def main():
     except (IOError, OSError) as exc:
         module.warn("the switch succeeded but the state file %s could not be written: %s" % (path, exc))
     if compose_changed:
-        write_compose(module, compose_text)
+        write_compose(module, compose["files"])
     module.exit_json(**result)
 
 

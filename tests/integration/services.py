@@ -269,6 +269,10 @@ class EngineFactory:
         self.created["containers"].append(container)
         return Engine(self.client, container, port, brain)
 
+    def attach(self, container, port, brain):
+        """An Engine some other tool started (docker-compose), on a brain of this factory's."""
+        return Engine(self.client, container, port, brain)
+
     def cleanup(self):
         for container in self.created["containers"]:
             try:

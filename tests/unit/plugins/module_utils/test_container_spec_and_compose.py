@@ -139,3 +139,93 @@ def test_secrets_never_reach_the_diff(entry, shown):
     assert redact_env([entry]) == [shown]
     view = settings_view(container(Env=[entry]), IMAGE)
     assert view["config"]["Env"] == [shown]
+
+
+# -- round-trip edits: anchors, merge keys, flow style, variables ---------------------------------------------------
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._compose import (  # noqa: E402
+    plan_image_change, set_env_value)
+
+SHAPES = """# the support agent
+x-common: &common
+  restart: unless-stopped
+  image: engine:2.4.0
+x-img: &img engine:2.4.0
+services:
+  merged:
+    <<: *common
+  own:
+    <<: *common
+    image: 'engine:2.4.0'   # wins over the merged one
+  flow: {image: engine:2.4.0, restart: always}
+  aliased:
+    image: *img
+  anchored:
+    image: &mine engine:2.4.0
+  tagged:
+    image: "registry.example.com:5000/engine:${ENGINE_TAG:-2.4.0}"
+  whole:
+    image: ${ENGINE_IMAGE}
+  two:
+    image: ${REGISTRY}/engine:${ENGINE_TAG}
+  plus:
+    image: engine:${ENGINE_TAG:+2.4.0}
+  dollars:
+    image: engine:2.4.0$$x
+"""
+
+
+@pytest.mark.parametrize("service, line", [
+    ("own", "    image: 'engine:2.3.1'   # wins over the merged one\n"),
+    ("flow", "  flow: {image: engine:2.3.1, restart: always}\n"),
+])
+def test_only_the_services_own_value_changes_in_its_own_style(service, line):
+    text, old = set_service_image(SHAPES, service, "engine:2.3.1")
+    assert old == "engine:2.4.0" and line in text
+    changed = [(a, b) for a, b in zip(SHAPES.splitlines(True), text.splitlines(True)) if a != b]
+    assert len(changed) == 1 and changed[0][1] == line
+
+
+@pytest.mark.parametrize("service, message", [
+    ("merged", "takes its image from a merge key"),
+    ("aliased", "written as a YAML alias"),
+    ("anchored", "written as a YAML anchor"),
+])
+def test_shared_values_are_refused_naming_what_to_change(service, message):
+    with pytest.raises(ComposeError, match=message):
+        set_service_image(SHAPES, service, "engine:2.3.1")
+
+
+def test_an_image_in_a_variable_is_changed_in_the_env_file():
+    env = "# release pins\nENGINE_TAG=2.4.0   # set by the deploy job\nOTHER='x'\n"
+    planned = plan_image_change(SHAPES, "tagged", "registry.example.com:5000/engine:2.3.1", env, "/srv/.env")
+    assert planned["compose_text"] == SHAPES and planned["variable"] == "ENGINE_TAG"
+    assert planned["env_text"] == "# release pins\nENGINE_TAG=2.3.1   # set by the deploy job\nOTHER='x'\n"
+    whole = plan_image_change(SHAPES, "whole", "engine@sha256:" + "a" * 64, 'ENGINE_IMAGE="engine:2.4.0"\n')
+    assert whole["env_text"] == 'ENGINE_IMAGE="engine@sha256:%s"\n' % ("a" * 64)
+
+
+@pytest.mark.parametrize("service, target, env, message", [
+    ("tagged", "registry.example.com:5000/engine:2.3.1", "OTHER=1\n", "which the env file /srv/.env does not set"),
+    ("tagged", "registry.example.com:5000/engine:2.3.1", None, "there is no env file /srv/.env to set ENGINE_TAG in"),
+    ("tagged", "registry.example.com:5000/engine@sha256:" + "b" * 64, "ENGINE_TAG=2.4.0\n",
+     "no value of ENGINE_TAG makes it"),
+    ("two", "registry/engine:2.3.1", "REGISTRY=r\nENGINE_TAG=t\n", "made of several variables"),
+    ("plus", "engine:2.3.1", "ENGINE_TAG=1\n", "can't be set to engine:2.3.1"),
+])
+def test_variables_that_cannot_express_the_target_are_refused(service, target, env, message):
+    with pytest.raises(ComposeError, match=message):
+        plan_image_change(SHAPES, service, target, env, "/srv/.env")
+
+
+def test_a_literal_dollar_is_not_a_variable():
+    planned = plan_image_change(SHAPES, "dollars", "engine:2.3.1")
+    assert planned["variable"] is None and "    image: engine:2.3.1\n" in planned["compose_text"]
+
+
+def test_the_last_assignment_in_the_env_file_is_the_one_changed():
+    assert set_env_value("A=1\nexport A=2\n", "A", "3") == "A=1\nexport A=3\n"
+
+
+def test_invalid_yaml_is_named():
+    with pytest.raises(ComposeError, match="not valid YAML"):
+        set_service_image("services:\n  engine: [\n", "engine", "engine:2.3.1")
