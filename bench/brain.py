@@ -131,6 +131,9 @@ def sqlite_downtime(size_mb, rounds, work):
             with Downtime(url, work) as probe:
                 restored = ansible_module("brain_restore", {"container": name, "store": store, "id": snap["id"],
                                                             "health_url": url})
+            if "swap_seconds" not in restored:
+                raise SystemExit("brain_restore did not restore: %s" % json.dumps(
+                    dict((k, v) for k, v in restored.items() if k not in ("plan", "invocation")), default=str)[:3000])
             result["data_rollback"].append(probe.seconds)
             result["swap_seconds"].append(restored["swap_seconds"])
             os.unlink(restored["aside"])
@@ -275,21 +278,26 @@ def main(argv=None):
     finally:
         shutil.rmtree(work, ignore_errors=True)
     os.makedirs(args.out, exist_ok=True)
-    keep_skipped_part(report, os.path.join(args.out, "brain.json"), args.skip_pg)
+    keep_skipped_part(report, os.path.join(args.out, "brain.json"), args.skip_pg, args.skip_sqlite)
     with open(os.path.join(args.out, "brain.json"), "w", encoding="utf-8") as handle:
         json.dump(report, handle, indent=2)
     plot(report, args.out)
     return 0
 
 
-def keep_skipped_part(report, path, skipped_pg):
-    """A run with --skip-pg keeps the last PostgreSQL figures, marked with the time they were measured."""
-    if not skipped_pg or not os.path.exists(path):
+def keep_skipped_part(report, path, skipped_pg, skipped_sqlite=False):
+    """A run with --skip-pg (--skip-sqlite) keeps the last PostgreSQL (SQLite) figures; PostgreSQL's are marked with
+    the time they were measured, and SQLite's keep the run's own `measured_at` and `rounds`."""
+    if not (skipped_pg or skipped_sqlite) or not os.path.exists(path):
         return
     with open(path, encoding="utf-8") as handle:
         last = json.load(handle)
-    if last.get("postgres"):
+    if skipped_pg and last.get("postgres"):
         report["postgres"] = dict(last["postgres"], measured_at=last["postgres"].get("measured_at", last["measured_at"]))
+    if skipped_sqlite and last.get("sqlite"):
+        if report.get("postgres"):
+            report["postgres"].setdefault("measured_at", report["measured_at"])
+        report.update(sqlite=last["sqlite"], measured_at=last["measured_at"], rounds=last["rounds"])
 
 
 def plot(report, out):

@@ -131,6 +131,31 @@ def test_bad_targets_fail_before_anything_is_stopped(engines, named, prefix, tar
     assert identity(engine.container) == before
 
 
+@pytest.mark.parametrize("files, message", [
+    ({}, "No such file or directory"),  # the compose file named does not exist
+    ({"compose.yml": "services:\n  worker:\n    image: engine:2.3.1\n"}, "service 'engine' is not in the compose file"),
+    ({"compose.yml": "services:\n  engine:\n    image: engine:${TAG}\n"}, "there is no env file %(dir)s/.env to set TAG in"),
+    ({"compose.yml": "services:\n  engine:\n    image: engine:${TAG}\n", ".env": "OTHER=1\n"},
+     "which the env file %(dir)s/.env does not set"),
+    ({"compose.yml": "x: &e\n  image: engine:2.3.1\nservices:\n  engine:\n    <<: *e\n"},
+     "takes its image from a merge key"),
+])
+def test_a_compose_file_that_cannot_follow_is_refused_before_anything_changes(
+        engines, named, prefix, tmp_path, state_dir, files, message):
+    engine = start_named(engines, named, "2.3.1", engines.brain("sqlite"), prefix)
+    before = identity(engine.container)
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    kept = dict((name, (tmp_path / name).read_text()) for name in files)
+    result = run_module("engine_image", {"container": engine.name, "version": "2.4.0", "state_dir": state_dir,
+                                         "health_url": engine.url + "/health",
+                                         "compose_file": str(tmp_path / "compose.yml")})
+    assert result.get("failed") and not result["changed"], result
+    assert message % {"dir": tmp_path} in result["msg"] and result["msg"].endswith("nothing was changed"), result["msg"]
+    assert identity(engine.container) == before
+    assert dict((name, (tmp_path / name).read_text()) for name in files) == kept
+
+
 def test_unknown_container_fails_clearly():
     result = run_module("engine_image", {"container": "no-such-engine-%s" % uuid.uuid4().hex[:6], "version": "2.3.1"})
     assert result.get("failed") and "does not exist; nothing was changed" in result["msg"]
