@@ -60,7 +60,7 @@ def test_drain_switch_and_revert_all_go_through_a_current_daemon(engines, named,
     via = {"container": engine.name, "docker_host": docker29.url}
 
     # drain with a turn in flight, then serving again (logs read through the proxy: the framing of a non-TTY)
-    engine.execute_in_background(message="five second task", duration=5.0, request_id="in-flight")
+    engine.execute_in_background(message="fifteen second task", duration=15.0, request_id="in-flight")
     engine.wait_log("turn started")
     drained = run_module("engine_drain", dict(via, state="drained", drain_timeout=30))
     assert drained["changed"] and drained["drain"]["clean"], drained.get("msg")

@@ -34,10 +34,11 @@ def start_named(engines, named, version, brain, prefix, **kwargs):
     return engine
 
 
-def test_drain_lets_a_5s_turn_finish_and_serving_starts_it_again(engines, named, prefix):
+def test_drain_lets_an_in_flight_turn_finish_and_serving_starts_it_again(engines, named, prefix):
     brain = engines.brain("sqlite")
     engine = start_named(engines, named, "2.3.1", brain, prefix)
-    engine.execute_in_background(message="five second task", duration=5.0, request_id="in-flight-1")
+    # long enough to be still running when the second module run starts on a loaded CI machine (5 s was not, twice)
+    engine.execute_in_background(message="fifteen second task", duration=15.0, request_id="in-flight-1")
     engine.wait_log("turn started")
     args = {"container": engine.name, "state": "drained", "drain_timeout": 30}
 
