@@ -54,6 +54,24 @@ def hand_made(engines, named, prefix, backend="sqlite"):
     return engine
 
 
+def rolled_back_to(engine, tmp_path, store, manifest, bad, backend):
+    """`rollback.yml -e version=v2.3.1` restores the adopted snapshot: 2.3.1 serving the kept turns, the bad ones
+    exported."""
+    inventory = write_inventory(tmp_path, "engines", {engine.name: {
+        "engine_container": engine.name, "engine_url": engine.url, "engine_api_key": ENGINE_API_KEY,
+        "brain_backend": backend, "engine_snapshot_store": store, "engine_state_dir": str(tmp_path / "state"),
+        "engine_ledger_path": str(tmp_path / "ledger.jsonl"), "engine_report_dir": str(tmp_path / "reports")}})
+    rc, report = run_playbook("playbooks/rollback.yml", inventory, "-e", "version=v2.3.1", "-e", "reason=manual upgrade")
+    assert rc == 0 and not failures(report), report["stats"]
+    engine.wait_healthy()
+    assert engine.health()[1]["version"] == "2.3.1"
+    assert sorted(r[1] for r in engine.rows("episodes")) == sorted(engine.kept)
+    exports = os.path.join(store, engine.name, manifest["id"], "exports")
+    [stamp] = os.listdir(exports)
+    with open(os.path.join(exports, stamp, "episodes.jsonl")) as handle:
+        assert len(handle.readlines()) == len(bad)
+
+
 def test_the_documented_manual_upgrade_is_rolled_back_to_its_backup_file(engines, named, prefix, tmp_path,
                                                                          docker_client):
     engine = hand_made(engines, named, prefix)
@@ -79,19 +97,7 @@ def test_the_documented_manual_upgrade_is_rolled_back_to_its_backup_file(engines
     assert info["rollback_target"] == manifest["id"]
     assert [s["data_rollback_required"] for s in info["snapshots"]] == [True]  # 2.4.0 migrated the brain
 
-    inventory = write_inventory(tmp_path, "engines", {engine.name: {
-        "engine_container": engine.name, "engine_url": engine.url, "engine_api_key": ENGINE_API_KEY,
-        "engine_snapshot_store": store, "engine_state_dir": str(tmp_path / "state"),
-        "engine_ledger_path": str(tmp_path / "ledger.jsonl"), "engine_report_dir": str(tmp_path / "reports")}})
-    rc, report = run_playbook("playbooks/rollback.yml", inventory, "-e", "version=v2.3.1", "-e", "reason=manual upgrade")
-    assert rc == 0 and not failures(report), report["stats"]
-    engine.wait_healthy()
-    assert engine.health()[1]["version"] == "2.3.1"
-    assert sorted(r[1] for r in engine.rows("episodes")) == sorted(engine.kept)
-    exports = os.path.join(store, engine.name, manifest["id"], "exports")
-    [stamp] = os.listdir(exports)
-    with open(os.path.join(exports, stamp, "episodes.jsonl")) as handle:
-        assert len(handle.readlines()) == len(bad)
+    rolled_back_to(engine, tmp_path, store, manifest, bad, "sqlite")
 
 
 def _not_a_brain(path, engine, engines, docker_client):
@@ -164,19 +170,7 @@ def test_a_pg_dump_taken_by_hand_is_adopted_and_rolled_back_to(engines, named, p
     assert info["rollback_target"] == manifest["id"]
     assert [s["data_rollback_required"] for s in info["snapshots"]] == [True]  # 2.4.0 migrated the brain
 
-    inventory = write_inventory(tmp_path, "engines", {engine.name: {
-        "engine_container": engine.name, "engine_url": engine.url, "engine_api_key": ENGINE_API_KEY,
-        "brain_backend": "postgres", "engine_snapshot_store": store, "engine_state_dir": str(tmp_path / "state"),
-        "engine_ledger_path": str(tmp_path / "ledger.jsonl"), "engine_report_dir": str(tmp_path / "reports")}})
-    rc, report = run_playbook("playbooks/rollback.yml", inventory, "-e", "version=v2.3.1", "-e", "reason=manual upgrade")
-    assert rc == 0 and not failures(report), report["stats"]
-    engine.wait_healthy()
-    assert engine.health()[1]["version"] == "2.3.1"
-    assert sorted(r[1] for r in engine.rows("episodes")) == sorted(engine.kept)
-    exports = os.path.join(store, engine.name, manifest["id"], "exports")
-    [stamp] = os.listdir(exports)
-    with open(os.path.join(exports, stamp, "episodes.jsonl")) as handle:
-        assert len(handle.readlines()) == len(bad)
+    rolled_back_to(engine, tmp_path, store, manifest, bad, "postgres")
 
 
 def scratch_schemas(engine, docker_client):
