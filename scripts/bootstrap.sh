@@ -40,9 +40,11 @@ mkdir -p "$WORK"
 missing=()
 docker info >/dev/null 2>&1 || command -v dockerd >/dev/null 2>&1 || missing+=(docker.io)
 # losetup/fsfreeze/mkfs.ext4 (util-linux, e2fsprogs) for the volume snapshot tests; rsvg-convert renders drill timelines;
-# docker-compose (1.29, the only compose installable here) brings up the compose-managed Engine of the compose tests.
+# docker-compose (1.29, the only compose installable here) brings up the compose-managed Engine of the compose tests;
+# docker-registry (a real registry, htpasswd auth from apache2-utils' htpasswd) serves the registry tests.
 for tool in mmdebstrap:mmdebstrap zstd:zstd shellcheck:shellcheck curl:curl rsvg-convert:librsvg2-bin \
-            fsfreeze:util-linux losetup:mount mkfs.ext4:e2fsprogs docker-compose:docker-compose; do
+            fsfreeze:util-linux losetup:mount mkfs.ext4:e2fsprogs docker-compose:docker-compose \
+            docker-registry:docker-registry htpasswd:apache2-utils; do
   command -v "${tool%%:*}" >/dev/null 2>&1 || missing+=("${tool#*:}")
 done
 command -v pg_ctlcluster >/dev/null 2>&1 || missing+=(postgresql)

@@ -68,8 +68,8 @@ class EngineDocker:
                 return None
             raise EngineDockerError("inspect %s %s: %s" % (what, ref, exc))
 
-    def pull(self, ref):
-        self._call("pull %s" % ref, self.api.pull, ref)
+    def pull(self, ref, auth_header=None):
+        self._call("pull %s" % ref, self.api.pull, ref, auth_header=auth_header)
         return self.inspect_image(ref)
 
     # -- lifecycle --------------------------------------------------------------------------------

@@ -142,11 +142,13 @@ class DockerApi:
         return self.version
 
     # -- transport ------------------------------------------------------------------------------
-    def _raw(self, method, path, params=None, body=None, timeout=None, versioned=True):
+    def _raw(self, method, path, params=None, body=None, timeout=None, versioned=True, headers=None):
         url = ("/v%s%s" % (self.version, path)) if versioned else path
         if params:
             url += "?" + urlencode(dict((k, v) for k, v in params.items() if v is not None))
-        headers = {"Content-Type": "application/json"} if body is not None else {}
+        headers = dict(headers or {})
+        if body is not None:
+            headers["Content-Type"] = "application/json"
         conn = self._connect(self.timeout if timeout is None else timeout)
         try:
             conn.request(method, url, body=None if body is None else json.dumps(body), headers=headers)
@@ -160,9 +162,10 @@ class DockerApi:
         finally:
             conn.close()
 
-    def call(self, method, path, params=None, body=None, timeout=None, ok=(200, 201, 204, 304), raw=False):
+    def call(self, method, path, params=None, body=None, timeout=None, ok=(200, 201, 204, 304), raw=False,
+             headers=None):
         """The decoded JSON answer (bytes when `raw` or not JSON); ApiError for any other status."""
-        status, headers, data = self._raw(method, path, params, body, timeout)
+        status, headers, data = self._raw(method, path, params, body, timeout, headers=headers)
         if status not in ok:
             try:
                 message = json.loads(data.decode("utf-8")).get("message")
@@ -187,11 +190,12 @@ class DockerApi:
     def inspect_image(self, ref):
         return self.call("GET", "/images/%s/json" % quote(ref, safe="/:@"))
 
-    def pull(self, ref):
-        """Pull by reference (tag or digest); the daemon streams progress, and an error comes as a line of it."""
+    def pull(self, ref, auth_header=None):
+        """Pull by reference (tag or digest), with registry credentials in X-Registry-Auth when given; the daemon
+        streams progress, and an error comes either as the HTTP status or as a line of it."""
         name, tag = split_reference(ref)
         data = self.call("POST", "/images/create", {"fromImage": name, "tag": tag}, timeout=max(self.timeout, 600),
-                         raw=True)
+                         raw=True, headers={"X-Registry-Auth": auth_header} if auth_header else None)
         for line in data.decode("utf-8", "replace").splitlines():
             try:
                 item = json.loads(line)

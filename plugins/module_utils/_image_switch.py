@@ -74,35 +74,122 @@ def previous_record(container, state):
     return history[-1]["image"] if history else None
 
 
+def recorded_build(reference, container, state):
+    """The exact build this Engine last ran as `reference` and replaced ({reference, id, digests}), or None:
+    from the container's labels (the switch that replaced it) and the state file's history, newest first."""
+    labels = (container.get("Config") or {}).get("Labels") or {}
+    candidates = []
+    if labels.get(LABEL + "previous_image_id"):
+        candidates.append(previous_record(container, {}))
+    candidates.extend(entry.get("image") for entry in reversed((state or {}).get("history") or []))
+    for record in candidates:
+        if record and record.get("id") and record.get("reference") == reference:
+            return record
+    return None
+
+
+def repository_digests(record, repository):
+    """The record's repository digests ('repo@sha256:..'), those of `repository` first."""
+    digests = [d for d in record.get("digests") or [] if "@" in d]
+    return sorted(digests, key=lambda d: d.split("@", 1)[0] != repository)
+
+
+def _pull(docker, reference, auth):
+    """Pull `reference` with the registry's credentials; SwitchError naming the registry's answer."""
+    repository = split_reference(reference)["repository"]
+    header, source = auth(repository) if auth else (None, "no credentials")
+    try:
+        return docker.pull(reference, auth_header=header)
+    except EngineDockerError as exc:
+        text = str(exc)
+        lowered = text.lower()
+        if any(word in lowered for word in ("unauthorized", "no basic auth credentials", "authentication required",
+                                            "denied", "incorrect username or password")):
+            raise SwitchError("the registry refused to let this host pull %s with %s: %s. Give registry_username and "
+                              "registry_password (engine_registry_username/engine_registry_password), or run "
+                              "`docker login` for its registry as the user the module runs as; nothing was changed"
+                              % (reference, source, text))
+        if "manifest unknown" in lowered or "not found" in lowered:
+            raise SwitchError("the registry has no image %s (%s); nothing was changed" % (reference, text))
+        raise SwitchError("image %s is not present on this host and could not be pulled (%s); nothing was changed"
+                          % (reference, text))
+
+
+def resolve_recorded(docker, record, reference, auth=None, pull="missing"):
+    """The exact build `record` (what ran as `reference` before): present by image ID, else pulled by its
+    repository digest. SwitchError, touching nothing, when neither can be had."""
+    found = docker.inspect_image(record["id"])
+    if found:
+        return dict(image_record(found, reference), pinned={"id": record["id"], "how": "present on this host"})
+    repository = split_reference(reference)["repository"]
+    digests = repository_digests(record, repository)
+    where = "rebuild it from the release's git tag and push it (docs/rollback.md), then name it with image=..."
+    if not digests:
+        raise SwitchError("%s last ran here as build %s, which is no longer on this host and was never pulled from or "
+                          "pushed to a registry (no repository digest was recorded); %s, or give resolve=tag to run "
+                          "whatever %s names now; nothing was changed" % (reference, record["id"][:19], where,
+                                                                          reference))
+    if pull != "missing":
+        raise SwitchError("%s (build %s, %s) is not present on this host and pulling is disabled; nothing was changed"
+                          % (reference, record["id"][:19], digests[0]))
+    problems = []
+    for digest_ref in digests:
+        try:
+            found = _pull(docker, digest_ref, auth)
+        except SwitchError as exc:
+            problems.append(str(exc))
+            continue
+        if found:
+            return dict(image_record(found, reference), pinned={"id": record["id"], "digest": digest_ref,
+                                                                "how": "pulled by its recorded digest"})
+    raise SwitchError("%s (build %s, recorded digest %s) is on neither this host nor its registry: %s. %s; "
+                      "nothing was changed" % (reference, record["id"][:19], digests[0], "; ".join(problems), where))
+
+
 def resolve_target(docker, container, current_image, version=None, repository=None, image=None, previous=False,
-                   state=None, pull="missing"):
-    """Return the target image record {reference, id, digests}; raise SwitchError, touching nothing."""
+                   state=None, pull="missing", auth=None, resolve="tag"):
+    """Return the target image record {reference, id, digests[, pinned]}; raise SwitchError, touching nothing.
+
+    `resolve=recorded`: when this Engine ran the target before and a switch recorded that exact build, go back to
+    it (by image ID, or pulled by repository digest) even if the tag names another build now."""
     if previous:
         record = previous_record(container, state or {})
         if not record:
             raise SwitchError("no previous image is recorded for this Engine (no label, no state file entry); "
                               "name the version instead")
-        found = docker.inspect_image(record["id"])
-        if not found:
-            raise SwitchError("the previous image %s (%s) is no longer present on this host"
-                              % (record.get("reference"), record["id"]))
-        return image_record(found, record.get("reference") or record["id"])
+        return resolve_recorded(docker, record, record.get("reference") or record["id"], auth=auth, pull=pull)
     if version is not None and not repository:
         repository = split_reference((container.get("Config") or {}).get("Image") or "")["repository"]
     try:
         reference = target_reference(version=version, repository=repository, image=image)
     except TargetError as exc:
         raise SwitchError(str(exc))
+    record = recorded_build(reference, container, state) if resolve == "recorded" else None
+    if record:
+        return resolve_recorded(docker, record, reference, auth=auth, pull=pull)
     found = docker.inspect_image(reference)
     if not found and pull == "missing":
-        try:
-            found = docker.pull(reference)
-        except EngineDockerError as exc:
-            raise SwitchError("image %s is not present on this host and could not be pulled (%s)" % (reference, exc))
+        found = _pull(docker, reference, auth)
     if not found:
-        raise SwitchError("image %s is not present on this host%s" % (
+        raise SwitchError("image %s is not present on this host%s; nothing was changed" % (
             reference, " and pulling is disabled" if pull == "never" else ""))
     return image_record(found, reference)
+
+
+def run_reference(docker, target):
+    """What the new container is created from: the tag when it still names the build, else the build's repository
+    digest (the tag moved, or the build was pulled by digest), else its image ID."""
+    resolved = docker.inspect_image(target["reference"])
+    if resolved and resolved["Id"] == target["id"]:
+        return target["reference"]
+    try:
+        repository = split_reference(target["reference"])["repository"]
+    except TargetError:
+        return target["id"]
+    digests = repository_digests(target, repository)
+    if digests and digests[0].split("@", 1)[0] == repository:
+        return digests[0]
+    return target["id"]
 
 
 def health_url_for(container, explicit=None):
@@ -212,10 +299,7 @@ def switch(docker, container, current, current_image, target, probe, drain_timeo
     labels = {LABEL + "previous_image": current["reference"], LABEL + "previous_image_id": current["id"],
               LABEL + "previous_image_digests": json.dumps(current["digests"]),
               LABEL + "replaced_at": (clock or _utcnow)()}
-    create_ref = target["reference"]
-    resolved = docker.inspect_image(create_ref)
-    if not resolved or resolved["Id"] != target["id"]:
-        create_ref = target["id"]  # the tag moved since it was recorded: run the exact build
+    create_ref = run_reference(docker, target)
     body, extra_networks = recreate_spec(container, current_image, create_ref, labels)
     for stale in (name + NEXT_SUFFIX, name + ASIDE_SUFFIX):
         leftover = docker.inspect_container(stale)

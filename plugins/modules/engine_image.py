@@ -24,7 +24,10 @@ description:
     timeout). What the old I(image) set (its ENV, CMD, ENTRYPOINT, labels, healthcheck, user) is not a setting
     of the container; on the new image, the new image's own apply.
   - The replaced image (reference, ID and digests) is recorded in container labels and in a state file, so
-    O(previous) names the exact build even after its tag has moved.
+    O(previous) and O(resolve=recorded) name the exact build even after its tag has moved or the image was pruned
+    (it is pulled back by its repository digest).
+  - Pulls send registry credentials (O(registry_username), or the Docker client config); a registry that refuses them
+    fails the module before anything changes.
   - With O(compose_file), the service's C(image:) in that file is updated too (comments and layout kept), so a
     later C(docker compose up) does not undo the switch.
   - An Engine already on the target image ID is left alone (C(changed=false)).
@@ -54,6 +57,30 @@ options:
     type: str
     choices: [missing, never]
     default: missing
+  resolve:
+    description:
+      - C(tag) runs what the target's tag names on the host (pulled when missing).
+      - C(recorded) goes back to the exact build this Engine ran as that reference before, when a switch recorded it
+        (labels and the state file in O(state_dir)) - by image ID when it is still on the host, else pulled by the
+        recorded repository digest - even when the tag names another build now. Without a record it is C(tag).
+        A recorded build that is on neither the host nor its registry is refused before anything changes.
+      - The rollback role uses C(recorded); O(previous=true) always does.
+    type: str
+    choices: [tag, recorded]
+    default: tag
+  registry_username:
+    description:
+      - User name for the registry of the image pulled. Without it, credentials come from the Docker client config
+        as the docker CLI finds them (O(registry_config)) - C(credHelpers), C(credsStore), C(auths).
+    type: str
+  registry_password:
+    description: Password or token for O(registry_username).
+    type: str
+  registry_config:
+    description:
+      - Directory of the Docker client config (C(config.json)) to read registry credentials from.
+      - Defaults to C($DOCKER_CONFIG), else C(~/.docker) of the user the module runs as.
+    type: path
   drain_timeout:
     description: Seconds the old Engine gets to finish in-flight turns.
     type: int
@@ -143,7 +170,9 @@ previous_image:
   returned: always
   type: dict
 image:
-  description: The target image (reference, id, digests).
+  description:
+    - The target image (reference, id, digests). With O(resolve=recorded) or O(previous), C(pinned) says which
+      recorded build it is (C(id)), and how it was found (C(how)) - on the host, or pulled by C(digest).
   returned: always
   type: dict
 container_id:
@@ -195,7 +224,9 @@ from ansible_collections.engine_ops.lifecycle.plugins.module_utils._errors impor
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._health import probe
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._image_switch import (
     SwitchError, diff, health_url_for, health_url_problem, image_record, plan, read_state, record_switch, resolve_target,
-    state_path, switch, write_state)
+    run_reference, state_path, switch, write_state)
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._registry_auth import (
+    RegistryAuthError, credentials, header, registry_of)
 
 
 CONFIG_FILES = "com.docker.compose.project.config_files"
@@ -223,6 +254,23 @@ def compose_source(module, container):
     env_file = p["compose_env_file"] or (os.path.join(workdir, ".env") if workdir and not p["compose_file"]
                                          else env_file_for(files[0]))
     return files, labels.get(SERVICE) or p["compose_service"], env_file
+
+
+def registry_auth(params):
+    """repository -> (X-Registry-Auth value or None, where the credentials came from), for the pulls."""
+    environ = dict(os.environ)
+    if params["registry_config"]:
+        environ["DOCKER_CONFIG"] = params["registry_config"]
+
+    def auth(repository):
+        registry = registry_of(repository)
+        try:
+            found, source = credentials(registry, params["registry_username"], params["registry_password"],
+                                        environ=environ)
+        except RegistryAuthError as exc:
+            raise SwitchError("registry credentials for %s: %s; nothing was changed" % (registry, exc))
+        return (header(found) if found else None), source
+    return auth
 
 
 def _read(path, required=True):
@@ -281,6 +329,10 @@ def main():
             image=dict(type="str"),
             previous=dict(type="bool", default=False),
             pull=dict(type="str", choices=["missing", "never"], default="missing"),
+            resolve=dict(type="str", choices=["tag", "recorded"], default="tag"),
+            registry_username=dict(type="str"),
+            registry_password=dict(type="str", no_log=True),
+            registry_config=dict(type="path"),
             drain_timeout=dict(type="int", default=30),
             drain_signal=dict(type="str", default="SIGTERM"),
             health_url=dict(type="str"),
@@ -294,6 +346,7 @@ def main():
             compose_from_labels=dict(type="bool", default=True),
         ),
         mutually_exclusive=[("version", "image")],
+        required_together=[("registry_username", "registry_password")],
         supports_check_mode=True,
     )
     p = module.params
@@ -308,7 +361,7 @@ def main():
         current = image_record(current_image, container["Config"]["Image"])
         target = resolve_target(module.docker, container, current_image, version=p["version"],
                                 repository=p["repository"], image=p["image"], previous=p["previous"], state=state,
-                                pull=p["pull"])
+                                pull=p["pull"], auth=registry_auth(p), resolve=p["resolve"])
     except (SwitchError, EngineDockerError) as exc:
         module.fail_action("resolve the target image", exc)
 
@@ -317,7 +370,8 @@ def main():
     compose = {"files": {}, "changed": False}
     source = compose_source(module, container)
     if source:
-        compose = compose_update(module, source, target["reference"])
+        # a build that its tag no longer names (pinned by digest) is written as its digest, so compose runs it too
+        compose = compose_update(module, source, run_reference(module.docker, target))
         result.update(compose_file_updated=compose["changed"], compose=compose["report"])
     compose_changed = compose["changed"]
     if target["id"] == container["Image"]:

@@ -19,10 +19,10 @@ def write_inventory(directory, group, hosts, group_vars=None):
     return path
 
 
-def run_playbook(playbook, inventory, *args, check=False, timeout=600):
-    """Return (returncode, json_report); the report is ansible.posix.json's document."""
+def run_playbook(playbook, inventory, *args, check=False, timeout=600, env=None):
+    """Return (returncode, json_report); the report is ansible.posix.json's document. `env`: more environment."""
     env = dict(os.environ, ANSIBLE_STDOUT_CALLBACK="ansible.posix.json", ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"),
-               ANSIBLE_ROLES_PATH=os.path.join(REPO, "tests", "roles"), ANSIBLE_NOCOLOR="1")
+               ANSIBLE_ROLES_PATH=os.path.join(REPO, "tests", "roles"), ANSIBLE_NOCOLOR="1", **(env or {}))
     path = playbook if playbook.startswith("engine_ops.") else os.path.join(REPO, playbook)  # FQCN or a file
     cmd = ["ansible-playbook", "-i", inventory, path] + list(args)
     if check:

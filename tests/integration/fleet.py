@@ -12,11 +12,11 @@ from ansible_run import REPO, write_inventory
 from services import ENGINE_API_KEY
 
 
-def fleet(engines, named, prefix, tmp_path, backends=("sqlite", "sqlite", "postgres"), version="2.3.1"):
+def fleet(engines, named, prefix, tmp_path, backends=("sqlite", "sqlite", "postgres"), version="2.3.1", image=None):
     """Engines with history, an inventory that keeps every file under tmp_path, and the turns they hold."""
     members, hosts = [], {}
     for backend in backends:
-        engine = engines.start(version, engines.brain(backend))
+        engine = engines.start(version, engines.brain(backend), image=image)
         engine.name = "%s-%s" % (prefix, uuid.uuid4().hex[:6])
         engine.container.rename(engine.name)
         named(engine.name)

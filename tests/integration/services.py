@@ -255,7 +255,8 @@ class EngineFactory:
         """A brain some other code created (a playbook under test); the test does not own it."""
         return Brain(backend, volume, database, self.pg_params)
 
-    def start(self, version, brain, env=None, port=None):
+    def start(self, version, brain, env=None, port=None, image=None):
+        """An Engine on `brain`, from engine:<version>, or from `image` (a full reference) when given."""
         port = port or free_port()
         environment = {"ENGINE_PORT": str(port), "ENGINE_BIND": "127.0.0.1", "ENGINE_STARTUP_SECONDS": "0.2",
                        "ENGINE_KEY_HASH": ENGINE_KEY_HASH}
@@ -263,7 +264,7 @@ class EngineFactory:
             environment["DATABASE_URL"] = brain.dsn()
         environment.update(env or {})
         container = self.client.containers.run(
-            "%s:%s" % (ENGINE_REPOSITORY, version), detach=True, network_mode="host",
+            image or "%s:%s" % (ENGINE_REPOSITORY, version), detach=True, network_mode="host",
             name="%s-engine-%s" % (self.prefix, uuid.uuid4().hex[:6]), environment=environment,
             volumes={brain.volume: {"bind": "/data", "mode": "rw"}}, labels={"engine_ops.test": self.prefix})
         self.created["containers"].append(container)

@@ -598,7 +598,8 @@ class PostgresBackend:
         with self._connect() as conn:
             rows = conn.execute("SELECT coalesce(nullif(application_name, ''), usename), client_addr::text "
                                 "FROM pg_stat_activity WHERE datname = current_database() "
-                                "AND pid <> pg_backend_pid()").fetchall()
+                                # clients only: an autovacuum worker (no user, no application) is not the Engine
+                                "AND backend_type = 'client backend' AND pid <> pg_backend_pid()").fetchall()
         return ["session %s from %s" % (name, addr or "local socket") for name, addr in rows]
 
     def export(self, export, marks, after_keys=None, basis=None, source=None):

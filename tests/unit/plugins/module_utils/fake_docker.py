@@ -14,12 +14,15 @@ class FakeDocker:
         self.exit_after_signal = {}  # id -> exit code, or None to ignore the signal
         self.fail_on = set()
         self.created = 0
+        self.registry = {}    # reference -> inspect document a pull of that reference brings
+        self.pull_auth = []   # the X-Registry-Auth of each pull
+        self.pull_error = None  # the daemon's message for a pull of anything not in `registry`
 
     # -- setup helpers -----------------------------------------------------------------------
     def add_image(self, ref, image_id, config=None):
         doc = {"Id": image_id, "RepoDigests": ["engine@sha256:" + image_id[-1] * 64], "Config": config or {}}
-        self.images[ref] = doc
-        self.images[image_id] = doc
+        for key in [ref, image_id] + doc["RepoDigests"]:  # a daemon finds an image by each of them
+            self.images[key] = doc
         return doc
 
     def add_container(self, name, image_ref, running=True, config=None, host_config=None):
@@ -55,8 +58,15 @@ class FakeDocker:
     def inspect_image(self, ref):
         return copy.deepcopy(self.images.get(ref))
 
-    def pull(self, ref):
+    def pull(self, ref, auth_header=None):
         self._check(("pull", ref))
+        self.pull_auth.append(auth_header)
+        if ref in self.registry:  # what a registry would give: the image, now on the host under that reference
+            self.images[ref] = copy.deepcopy(self.registry[ref])
+            self.images[self.registry[ref]["Id"]] = self.images[ref]
+            return copy.deepcopy(self.images[ref])
+        if self.pull_error:
+            raise EngineDockerError("pull %s: %s" % (ref, self.pull_error))
         return None
 
     def kill(self, ref, signal):

@@ -101,11 +101,18 @@ def test_a_running_leftover_refuses_before_anything_changes(fake):
     assert not info.value.changed and fake.calls == []
 
 
-def test_moved_tag_makes_the_switch_use_the_exact_image_id(fake):
+def test_moved_tag_makes_the_switch_use_the_exact_build(fake):
     old = fake.add_container("engine", "engine:2.4.0")
     recorded = image_record(fake.images["engine:2.3.1"], "engine:2.3.1")
     fake.add_image("engine:2.3.1", "sha256:moved")  # someone re-tagged 2.3.1
     fake.images["sha256:old"] = {"Id": "sha256:old", "RepoDigests": [], "Config": {}}
+    switch(fake, old, image_record(fake.images["engine:2.4.0"], "engine:2.4.0"), fake.images["engine:2.4.0"],
+           recorded, healthy)
+    assert fake.calls[0] == ("create", "engine" + NEXT_SUFFIX, "engine@sha256:" + "d" * 64)  # its repository digest
+    fake.calls[:] = []
+    del fake.containers[[cid for cid, doc in fake.containers.items() if doc["Name"] == "/engine"][0]]
+    old = fake.add_container("engine", "engine:2.4.0")
+    recorded["digests"] = []  # a build never pushed: only its image ID names it
     switch(fake, old, image_record(fake.images["engine:2.4.0"], "engine:2.4.0"), fake.images["engine:2.4.0"],
            recorded, healthy)
     assert fake.calls[0] == ("create", "engine" + NEXT_SUFFIX, "sha256:old")
