@@ -140,13 +140,19 @@ def test_bad_targets_fail_before_anything_is_stopped(engines, named, prefix, tar
      "which the env file %(dir)s/.env does not set"),
     ({"compose.yml": "x: &e\n  image: engine:2.3.1\nservices:\n  engine:\n    <<: *e\n"},
      "takes its image from a merge key"),
+    ({"compose.yml": "services:\n  engine:\n    image: engine:${TAG}\n", ".env": None},  # None: unreadable
+     "Is a directory"),
 ])
 def test_a_compose_file_that_cannot_follow_is_refused_before_anything_changes(
         engines, named, prefix, tmp_path, state_dir, files, message):
     engine = start_named(engines, named, "2.3.1", engines.brain("sqlite"), prefix)
     before = identity(engine.container)
     for name, text in files.items():
-        (tmp_path / name).write_text(text)
+        if text is None:  # a file that can't be read (root reads any mode, but not a directory)
+            (tmp_path / name).mkdir()
+        else:
+            (tmp_path / name).write_text(text)
+    files = dict((name, text) for name, text in files.items() if text is not None)
     kept = dict((name, (tmp_path / name).read_text()) for name in files)
     result = run_module("engine_image", {"container": engine.name, "version": "2.4.0", "state_dir": state_dir,
                                          "health_url": engine.url + "/health",

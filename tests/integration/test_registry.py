@@ -19,7 +19,7 @@ import docker
 import pytest
 import requests
 
-from ansible_run import failed_messages, failures, run_playbook
+from ansible_run import failed_messages, failures, run_module, run_playbook
 from fleet import fleet, ledger
 from services import free_port, wait_for
 
@@ -246,6 +246,14 @@ def test_pull_credentials_missing_wrong_or_given(builds, registry, engines, name
     messages = " ".join(failed_messages(report))
     assert rc != 0 and unknown + ":2.4.0" in messages and "connection refused" in messages, messages
     assert unchanged()
+
+    nowhere = builds.repository + "@sha256:" + "0" * 64  # a digest the registry never had
+    result = run_module("engine_image", {"container": engine.name, "image": nowhere, "registry_username": USER,
+                                         "registry_password": registry["password"], "health_url": engine.url + "/health",
+                                         "state_dir": str(work / "state")})
+    assert result.get("failed") and not result["changed"], result
+    assert "the registry has no image " + nowhere in result["msg"] and result["msg"].endswith("nothing was changed")
+    assert registry["password"] not in json.dumps(result) and unchanged()
 
     rc, report = playbook("upgrade", inventory, registry, "-e", "version=2.4.0", *repo, "-e",
                           "engine_registry_username=" + USER, "-e", "engine_registry_password=" + registry["password"],
