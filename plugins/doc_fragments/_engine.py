@@ -196,6 +196,12 @@ options:
   gcp_credentials_file:
     description: With O(gcp_auth_kind=serviceaccount), the service account key file.
     type: path
+  gcp_service_account_contents:
+    description:
+      - With O(gcp_auth_kind=serviceaccount), the service account key itself (its JSON), instead of a file on the host.
+      - The playbooks pass the key of the credential AWX injects on the controller this way
+        (C(engine_cloud_credentials_from_env)); never logged.
+    type: str
   aws_region:
     description: AWS region of the EBS volume and of the S3 bucket. Defaults to the environment's (C(AWS_REGION)).
     type: str

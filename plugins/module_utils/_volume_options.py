@@ -24,4 +24,5 @@ VOLUME_OPTIONS = dict(
     gcp_endpoint=dict(type="str"),
     gcp_auth_kind=dict(type="str", choices=["application", "serviceaccount", "none"], default="application"),
     gcp_credentials_file=dict(type="path"),
+    gcp_service_account_contents=dict(type="str", no_log=True),
 )

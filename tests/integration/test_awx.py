@@ -8,6 +8,7 @@ integers as numbers), run by ansible-runner; the job's artifacts are read from i
 import glob
 import json
 import os
+import pathlib
 import re
 import shutil
 import subprocess
@@ -15,6 +16,7 @@ import threading
 import uuid
 
 import ansible_runner
+import pytest
 import yaml
 
 from ansible_run import REPO, run_playbook, write_inventory
@@ -120,8 +122,12 @@ def test_the_apply_playbook_uses_only_options_the_awx_modules_document():
                    cwd=REPO, capture_output=True)
 
 
-def awx_job(tmp_path, playbook, hosts, group, answers, group_vars, limit=None):
-    """Run a job the way AWX does: private data dir, survey answers as extra vars, ansible-runner."""
+JOB_IDS = iter(range(1000, 100000))
+
+
+def awx_job(tmp_path, playbook, hosts, group, answers, group_vars, limit=None, env=None, cmdline=None):
+    """Run a job the way AWX does: private data dir, survey answers and AWX's own variables (awx_job_id, ...) as
+    extra vars, ansible-runner, and a home directory of its own that is thrown away when the job ends."""
     pdd = tmp_path / ("job-" + uuid.uuid4().hex[:6])
     (pdd / "project").mkdir(parents=True)
     shutil.copytree(os.path.join(REPO, "playbooks"), str(pdd / "project" / "playbooks"))
@@ -129,9 +135,16 @@ def awx_job(tmp_path, playbook, hosts, group, answers, group_vars, limit=None):
     inventory = write_inventory(pdd / "inventory", group, hosts, group_vars)
     os.rename(inventory, str(pdd / "inventory" / "hosts.yml"))
     (pdd / "env").mkdir()
-    (pdd / "env" / "extravars").write_text(json.dumps(answers))
-    result = ansible_runner.run(private_data_dir=str(pdd), playbook="playbooks/" + playbook, limit=limit, quiet=True,
-                                envvars={"ANSIBLE_COLLECTIONS_PATH": COLLECTIONS, "ANSIBLE_NOCOLOR": "1"})
+    job_id = next(JOB_IDS)
+    (pdd / "env" / "extravars").write_text(json.dumps(dict(answers, awx_job_id=job_id, tower_job_id=job_id)))
+    home = pdd / "home"
+    home.mkdir()
+    envvars = dict(env or {}, ANSIBLE_COLLECTIONS_PATH=COLLECTIONS, ANSIBLE_NOCOLOR="1", HOME=str(home))
+    try:
+        result = ansible_runner.run(private_data_dir=str(pdd), playbook="playbooks/" + playbook, limit=limit,
+                                    quiet=True, envvars=envvars, cmdline=cmdline)
+    finally:
+        shutil.rmtree(str(home))  # AWX's execution environment goes, and the job's home with it
     stats = [e for e in result.events if e["event"] == "playbook_on_stats"]
     artifacts = stats[-1]["event_data"].get("artifact_data") or {} if stats else {}
     return result, artifacts
@@ -295,3 +308,78 @@ def test_the_workflow_rolls_back_to_its_own_target_after_a_failed_upgrade(
     assert docker_client.containers.get(engine.name).image.id == docker_client.images.get("engine:2.3.1").id
     assert engine.health()[1]["status"] == "ok"
     assert sorted(r[1] for r in engine.rows("episodes")) == sorted("%s-%d" % (engine.name, n) for n in range(3))
+
+
+def job_vars():
+    """The extra vars the job templates carry (extensions/awx/apply.yml), whatever the survey answers."""
+    with open(os.path.join(AWX_DIR, "apply.yml")) as handle:
+        tasks = yaml.safe_load(handle)[0]["tasks"]
+    [template] = [t for t in tasks if "awx.awx.job_template" in t]
+    return template["awx.awx.job_template"]["extra_vars"]
+
+
+@pytest.fixture
+def lasting_dir():
+    path = pathlib.Path(os.environ.get("ENGINE_OPS_WORK") or os.path.join(REPO, ".work")) / ("awx-" + uuid.uuid4().hex[:8])
+    path.mkdir(parents=True)
+    yield path
+    shutil.rmtree(str(path))
+
+
+def test_a_rolled_back_version_stays_refused_in_the_next_job_although_each_job_has_a_fresh_home(
+        engines, named, prefix, tmp_path, docker_client, lasting_dir):
+    carried = job_vars()
+    assert carried == {"engine_controller_state_dir": "{{ __awx.lasting_state_dir }}",
+                       "engine_cloud_credentials_from_env": True}
+    members, hosts, group_vars, work = fleet(engines, named, prefix, tmp_path, 1, "2.3.1")
+    [engine] = members
+    for key in ("engine_ledger_path", "engine_report_dir", "drill_history_path"):
+        del group_vars[key]  # the ledger, reports and history go where the job templates say
+    # the volume mounted into the execution environment (objects.yml): not under /tmp, which does not last either
+    lasting = lasting_dir / "state"
+    template = dict(carried, engine_controller_state_dir=str(lasting))
+    secret = "eo-secret-" + uuid.uuid4().hex
+    cloud = {"AWS_ACCESS_KEY_ID": "AKIAENGINEOPSTEST", "AWS_SECRET_ACCESS_KEY": secret}  # as AWX's AWS credential
+
+    result, dummy = awx_job(tmp_path, "upgrade.yml", hosts, "engines", dict(template, version="2.4.0"), group_vars,
+                            env=cloud)
+    out = result.stdout.read()
+    assert result.status == "successful", out[-3000:]
+    assert secret not in out and all(secret not in json.dumps(e) for e in result.events)
+    snapshots = [e["event_data"]["res"] for e in result.events if e["event"] == "runner_on_ok"
+                 and e["event_data"].get("task_action", "").endswith("brain_snapshot")]
+    hidden = "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER"  # handed to the module on the host as options, both no_log
+    assert snapshots and all(r["invocation"]["module_args"]["aws_access_key"] == hidden
+                             and r["invocation"]["module_args"]["aws_secret_key"] == hidden for r in snapshots), snapshots
+    upgraded = docker_client.containers.get(engine.name)
+
+    blocked = tmp_path / "a-file"  # bad input: a state directory that can't be made
+    blocked.write_text("")
+    result, dummy = awx_job(tmp_path, "rollback.yml", hosts, "engines", dict(
+        template, engine_controller_state_dir=str(blocked), version="v2.3.1", reason="AWX job: bad release"), group_vars)
+    out = result.stdout.read()
+    assert result.status == "failed" and "can't be written" in out and "nothing was changed" in out, out[-3000:]
+    now = docker_client.containers.get(engine.name)
+    assert (now.id, now.image.id, now.attrs["State"]["StartedAt"]) == (
+        upgraded.id, upgraded.image.id, upgraded.attrs["State"]["StartedAt"])
+
+    result, dummy = awx_job(tmp_path, "rollback.yml", hosts, "engines", dict(
+        template, version="v2.3.1", reason="AWX job: bad release"), group_vars)
+    out = result.stdout.read()
+    assert result.status == "successful" and "(outlives this run)" in out, out[-3000:]
+    assert docker_client.containers.get(engine.name).image.id == docker_client.images.get("engine:2.3.1").id
+
+    result, dummy = awx_job(tmp_path, "upgrade.yml", hosts, "engines", dict(template, version="2.4.0"), group_vars)
+    out = result.stdout.read()
+    assert result.status == "failed" and "was rolled back 1 time(s)" in out and "root_cause" in out, out[-3000:]
+    assert docker_client.containers.get(engine.name).image.id == docker_client.images.get("engine:2.3.1").id
+
+    # without the job templates' setting the ledger would live in the job's home: the plan says so, loudly, and the
+    # guard has nothing to go on (check mode: nothing is changed)
+    result, dummy = awx_job(tmp_path, "upgrade.yml", hosts, "engines", {"version": "2.4.0"}, group_vars,
+                            cmdline="--check")
+    out = result.stdout.read()
+    assert result.status == "successful", out[-3000:]
+    assert "LASTING STATE WILL BE LOST" in out and "the job's home directory" in out and "WILL BE LOST after" in out
+    assert docker_client.containers.get(engine.name).image.id == docker_client.images.get("engine:2.3.1").id
+    assert sorted(os.listdir(str(lasting))) == ["ledger.jsonl", "reports"]

@@ -89,8 +89,17 @@ class GcpDiskProvider:
         kind = params.get("gcp_auth_kind") or "application"
         if kind == "serviceaccount":
             from google.oauth2 import service_account
-            kw["credentials"] = service_account.Credentials.from_service_account_file(
-                params["gcp_credentials_file"], scopes=SCOPES)
+            if params.get("gcp_service_account_contents"):  # the key itself, handed over by the controller (AWX)
+                try:
+                    info = json.loads(params["gcp_service_account_contents"])
+                except ValueError:
+                    raise CloudError("gcp_service_account_contents is not a service account key (not JSON)")
+                kw["credentials"] = service_account.Credentials.from_service_account_info(info, scopes=SCOPES)
+            elif params.get("gcp_credentials_file"):
+                kw["credentials"] = service_account.Credentials.from_service_account_file(
+                    params["gcp_credentials_file"], scopes=SCOPES)
+            else:
+                raise CloudError("gcp_auth_kind=serviceaccount needs gcp_credentials_file or gcp_service_account_contents")
         elif kind == "none":
             if not params.get("gcp_endpoint"):
                 raise CloudError("gcp_auth_kind=none is only for a local gcp_endpoint")
