@@ -15,6 +15,9 @@ __metaclass__ = type
 
 import os
 
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._volume_host import HostError
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._volume_host import mount_of as host_mount_of
+
 THROWAWAY_DIRS = ("/tmp", "/var/tmp", "/runner")  # /runner: ansible-runner's private data dir in an AWX EE
 OVERLAY_TYPES = ("overlay", "aufs", "fuse-overlayfs", "fuse.fuse-overlayfs")
 
@@ -37,21 +40,11 @@ def existing_ancestor(path):
 
 def mount_of(path, mountinfo="/proc/self/mountinfo"):
     """(mount point, filesystem type) of the filesystem that holds `path`; (None, None) when unknown."""
-    best = (None, None)
     try:
-        with open(mountinfo) as handle:
-            lines = handle.read().splitlines()
-    except (IOError, OSError):
-        return best
-    for line in lines:
-        fields = line.split()
-        if " - " not in line or len(fields) < 5:
-            continue
-        point = fields[4].replace("\\040", " ")
-        fstype = line.split(" - ", 1)[1].split()[0]
-        if _under(path, point) and (best[0] is None or len(point) >= len(best[0])):
-            best = (point, fstype)
-    return best
+        entry = host_mount_of(path, mountinfo)
+    except (HostError, IOError, OSError):
+        return None, None
+    return entry["mount_point"], entry["fstype"]
 
 
 def writable_problem(path, kind):

@@ -126,3 +126,26 @@ def test_the_sqlite_path_imports_no_cloud_library():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env=dict(os.environ, PYTHONPATH=os.pathsep.join(collections)))
     assert out.stdout.strip() == "[]", out.stdout
+
+
+def test_a_gcp_key_handed_over_as_contents_is_used_and_a_bad_one_refused(monkeypatch):
+    service_account = pytest.importorskip("google.oauth2.service_account")
+    from google.auth.credentials import AnonymousCredentials
+    from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.cloud import CloudError
+    from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.gcp_disk import GcpDiskProvider
+
+    seen = []
+
+    def from_info(info, scopes=None):
+        seen.append((info, scopes))
+        return AnonymousCredentials()
+
+    monkeypatch.setattr(service_account.Credentials, "from_service_account_info", staticmethod(from_info))
+    params = {"gcp_project": "p", "gcp_zone": "europe-west1-b", "instance_id": "vm-1", "gcp_auth_kind": "serviceaccount",
+              "gcp_endpoint": "http://127.0.0.1:1", "gcp_service_account_contents": '{"type": "service_account"}'}
+    GcpDiskProvider(params)
+    assert seen and seen[0][0] == {"type": "service_account"} and seen[0][1]
+    with pytest.raises(CloudError, match="not a service account key"):
+        GcpDiskProvider(dict(params, gcp_service_account_contents="{not json"))
+    with pytest.raises(CloudError, match="needs gcp_credentials_file or gcp_service_account_contents"):
+        GcpDiskProvider(dict(params, gcp_service_account_contents=None))
