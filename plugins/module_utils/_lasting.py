@@ -18,7 +18,8 @@ import os
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._volume_host import HostError
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._volume_host import mount_of as host_mount_of
 
-THROWAWAY_DIRS = ("/tmp", "/var/tmp", "/runner")  # /runner: ansible-runner's private data dir in an AWX EE
+TMP_DIRS = ("/tmp", "/var/tmp")
+RUNNER_DIR = "/runner"  # ansible-runner's private data dir in an AWX execution environment
 OVERLAY_TYPES = ("overlay", "aufs", "fuse-overlayfs", "fuse.fuse-overlayfs")
 
 
@@ -73,13 +74,13 @@ def throwaway_reason(path, in_job, environ=None, mountinfo="/proc/self/mountinfo
     home = environ.get("HOME")
     if in_job and home and _under(real, home):
         return "it is under the job's home directory %s, which AWX throws away after every job" % home
-    for directory in THROWAWAY_DIRS[:2]:
+    for directory in TMP_DIRS:
         if _under(real, directory):
             emptied_by = "the job's container throws away" if in_job else "a reboot or tmp cleaner empties"
             return "it is under %s, which %s" % (directory, emptied_by)
     if not in_job:
         return None
-    if _under(real, THROWAWAY_DIRS[2]):
+    if _under(real, RUNNER_DIR):
         return "it is under /runner, the job's private data directory, which AWX throws away after every job"
     point, fstype = mount_of(real, mountinfo)
     if point == "/" and fstype in OVERLAY_TYPES:  # an execution environment's root: podman, docker, containerd

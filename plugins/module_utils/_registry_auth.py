@@ -19,7 +19,8 @@ import os
 import subprocess
 
 DOCKER_HUB = "docker.io"
-DOCKER_HUB_KEYS = ("https://index.docker.io/v1/", "index.docker.io", "docker.io", "registry-1.docker.io")
+DOCKER_HUB_HOSTS = ("index.docker.io", "docker.io", "registry-1.docker.io")  # any of them names Docker Hub
+DOCKER_HUB_SERVER = "https://index.docker.io/v1/"  # the key `docker login` writes for Hub, and what helpers expect
 
 
 class RegistryAuthError(Exception):
@@ -51,12 +52,17 @@ def _host_of(key):
 
 def _is(registry, key):
     if registry == DOCKER_HUB:
-        return key in DOCKER_HUB_KEYS or _host_of(key) in ("index.docker.io", "docker.io", "registry-1.docker.io")
+        return _host_of(key) in DOCKER_HUB_HOSTS
     return _host_of(key) == registry
 
 
+def _server(registry):
+    """The server address the credentials are stored under (and sent with)."""
+    return DOCKER_HUB_SERVER if registry == DOCKER_HUB else registry
+
+
 def _helper(name, registry, run):
-    server = "https://index.docker.io/v1/" if registry == DOCKER_HUB else registry
+    server = _server(registry)
     program = "docker-credential-%s" % name
     try:
         proc = run([program, "get"], input=server, capture_output=True, text=True, timeout=30, check=False)
@@ -81,7 +87,7 @@ def _helper(name, registry, run):
 
 
 def _from_auths(entry, registry, path):
-    server = "https://index.docker.io/v1/" if registry == DOCKER_HUB else registry
+    server = _server(registry)
     if entry.get("identitytoken"):
         return {"identitytoken": entry["identitytoken"], "serveraddress": server}
     if entry.get("auth"):
