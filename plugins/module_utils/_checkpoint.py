@@ -17,11 +17,12 @@ import os
 import time
 
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._files import write_atomic
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._errors import EngineOpsError
 
 FINAL = ("done", "failed")
 
 
-class CheckpointError(Exception):
+class CheckpointError(EngineOpsError):
     pass
 
 

@@ -13,7 +13,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.base import BrainError
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.select import BRAIN_OPTIONS, make_backend
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._errors import EngineDockerError
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._errors import EngineDockerError, EngineOpsError
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._snapshot_store import SnapshotStore, StoreError
 
 DOCKER_OPTIONS = dict(
@@ -106,8 +106,16 @@ class EngineOpsModule(AnsibleModule):
             self.fail_action("find the Engine", "%s does not exist" % what)
         return container
 
-    def fail_action(self, action, cause, changed=False, **result):
-        """Fail naming the action and the cause, and saying whether anything was changed."""
+    def fail_action(self, action, cause, changed=None, **result):
+        """Fail naming the action and the cause, and saying whether anything was changed.
+
+        A cause that is an EngineOpsError brings its own `changed` and partial `result` (given values win)."""
+        if isinstance(cause, EngineOpsError):
+            result = dict(cause.result, **result)
+            changed = cause.changed if changed is None else changed
+        changed = bool(changed)
+        for reserved in ("msg", "changed", "failed"):
+            result.pop(reserved, None)
         tail = "" if changed else "; nothing was changed"
         self.fail_json(msg="%s: %s: %s%s" % (self.action, action, cause, tail), changed=changed, **result)
 

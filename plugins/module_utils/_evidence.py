@@ -20,13 +20,14 @@ import time
 import xml.etree.ElementTree as ET
 
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._health import percentile
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._errors import EngineOpsError
 
 IGNORED_PATHS = ("/health",)
 ERROR_LEVELS = ("ERROR", "CRITICAL")
 _TS = re.compile(r"^(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2}:\d{2})(\.\d+)?(Z|[+-]00:?00)?$")
 
 
-class EvidenceError(Exception):
+class EvidenceError(EngineOpsError):
     pass
 
 

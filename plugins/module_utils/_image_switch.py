@@ -21,7 +21,7 @@ import time
 from datetime import datetime
 
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._container_spec import recreate_spec, settings_view
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._errors import EngineDockerError
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._errors import EngineDockerError, EngineOpsError
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._files import write_atomic
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._drain import drain, started_at
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._health import probe_once
@@ -32,13 +32,8 @@ NEXT_SUFFIX = "-engine_ops-next"
 ASIDE_SUFFIX = "-engine_ops-previous"
 
 
-class SwitchError(Exception):
+class SwitchError(EngineOpsError):
     """The switch failed; `changed` says whether anything was changed, `result` what is known."""
-
-    def __init__(self, message, changed=False, result=None):
-        super().__init__(message)
-        self.changed = changed
-        self.result = result or {}
 
 
 def image_record(image, reference):

@@ -13,6 +13,7 @@ import os
 import time
 
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._files import ensure_dir
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._errors import EngineOpsError
 
 
 LEDGER_SPEC = dict(
@@ -23,7 +24,7 @@ LEDGER_SPEC = dict(
 )
 
 
-class LedgerError(Exception):
+class LedgerError(EngineOpsError):
     pass
 
 

@@ -18,9 +18,10 @@ import os
 import time
 
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._files import ensure_dir
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._errors import EngineOpsError
 
 
-class LockError(Exception):
+class LockError(EngineOpsError):
     pass
 
 

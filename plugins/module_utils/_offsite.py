@@ -19,6 +19,7 @@ import os
 import shutil
 import time
 
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._errors import EngineOpsError
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._snapshot_store import (
     MANIFEST, MANIFEST_SUM, StoreError, check_name, check_relpath, entry_path, file_matches, read_manifest, sha256_file)
 
@@ -39,7 +40,7 @@ AWS_OPTIONS = dict(
 )
 
 
-class OffsiteError(Exception):
+class OffsiteError(EngineOpsError):
     """An off-host store problem; the message names the object and the cause."""
 
 

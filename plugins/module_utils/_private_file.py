@@ -11,6 +11,7 @@ import os
 import stat
 
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._files import ensure_dir, write_atomic
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._errors import EngineOpsError
 
 PRIVATE_FILE_SPEC = dict(
     path=dict(type="path", required=True),
@@ -20,7 +21,7 @@ PRIVATE_FILE_SPEC = dict(
 )
 
 
-class PrivateFileError(Exception):
+class PrivateFileError(EngineOpsError):
     pass
 
 

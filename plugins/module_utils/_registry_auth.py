@@ -18,12 +18,14 @@ import json
 import os
 import subprocess
 
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._errors import EngineOpsError
+
 DOCKER_HUB = "docker.io"
 DOCKER_HUB_HOSTS = ("index.docker.io", "docker.io", "registry-1.docker.io")  # any of them names Docker Hub
 DOCKER_HUB_SERVER = "https://index.docker.io/v1/"  # the key `docker login` writes for Hub, and what helpers expect
 
 
-class RegistryAuthError(Exception):
+class RegistryAuthError(EngineOpsError):
     """The credentials could not be read (a broken config file, a failing helper): nothing was pulled."""
 
 

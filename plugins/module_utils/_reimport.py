@@ -19,11 +19,12 @@ import json
 import os
 
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.base import CHANGE_FILES, jsonable
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._errors import EngineOpsError
 
 CONFLICTS_SHOWN = 20
 
 
-class ReimportError(Exception):
+class ReimportError(EngineOpsError):
     """The re-import cannot be done as asked; the message names the problem."""
 
 

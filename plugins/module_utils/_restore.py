@@ -20,15 +20,13 @@ from datetime import datetime
 
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.base import BrainError, JsonlExport
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._files import fsync_path, write_atomic
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._errors import EngineOpsError
 
 STAGE_BYTES_PER_SECOND = 300 * 1024 * 1024  # conservative copy rate used for the estimate only
 
 
-class RestoreError(Exception):
-    def __init__(self, message, changed=False, result=None):
-        super().__init__(message)
-        self.changed = changed
-        self.result = result or {}
+class RestoreError(EngineOpsError):
+    """A restore step failed or was refused; `changed` and `result` say how far it got."""
 
 
 class CountingExport:

@@ -25,6 +25,7 @@ import shutil
 from datetime import datetime
 
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._files import ensure_dir, fsync_path, write_atomic
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._errors import EngineOpsError
 
 MANIFEST = "manifest.json"
 MANIFEST_SUM = MANIFEST + ".sha256"
@@ -33,7 +34,7 @@ FORMAT = 1
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
-class StoreError(Exception):
+class StoreError(EngineOpsError):
     """A store problem; the message names it."""
 
 

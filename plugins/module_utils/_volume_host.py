@@ -18,9 +18,10 @@ import subprocess
 import time
 
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._files import fsync_path
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._errors import EngineOpsError
 
 
-class HostError(Exception):
+class HostError(EngineOpsError):
     """A host-side step failed; the message names it."""
 
 

@@ -169,14 +169,15 @@ class VolumeBrain:
             except CloudError as exc:
                 if cloud_id is None:
                     raise
-                self._discard(cloud_id)
-                raise VolumeError("%s; the snapshot %s was deleted (its point in time is unknown)" % (exc, cloud_id))
+                raise VolumeError("%s; %s (its point in time is unknown)" % (exc, self._discard(cloud_id)))
             timings["frozen"] = freeze.seconds
             if freeze.expired:
-                self._discard(cloud_id)
                 raise VolumeError("the freeze outlived freeze_timeout (%d s) before the snapshot's point in time was "
-                                  "fixed; the watchdog thawed %s and the snapshot was deleted"
-                                  % (self.params["freeze_timeout"], loc["mount"]["mount_point"]))
+                                  "fixed; the watchdog thawed %s and %s"
+                                  % (self.params["freeze_timeout"], loc["mount"]["mount_point"],
+                                     self._discard(cloud_id)))
+        except host.HostError as exc:  # sync, the WAL checkpoint or fsfreeze on this host: before any cloud call
+            raise VolumeError("%s; no snapshot was taken and %s is not frozen" % (exc, loc["mount"]["mount_point"]))
         finally:
             health = engine.start_if_stopped() if consistency == "drain" else None
         samples = []
@@ -189,8 +190,7 @@ class VolumeBrain:
             raise VolumeError("%s; snapshot %s is still being taken by %s and was NOT recorded as a brain snapshot "
                               "(look again with brain_snapshot_info, or delete it)" % (exc, cloud_id, self.name))
         except CloudError as exc:
-            self._discard(cloud_id)
-            raise VolumeError("%s; the failed snapshot was deleted" % exc)
+            raise VolumeError("%s; %s" % (exc, self._discard(cloud_id)))
         timings["wait"] = round(self.now() - waited, 3)
         manifest["volume_snapshot"] = {"provider": self.name, "snapshot_id": cloud_id, "volume_id": loc["volume"]["id"],
                                        "zone": loc["instance"]["zone"], "size_gb": loc["volume"]["size_gb"],
@@ -204,10 +204,13 @@ class VolumeBrain:
         return manifest
 
     def _discard(self, cloud_id):
+        """Delete a cloud snapshot that must not be used; says, as the end of a sentence, whether it went."""
         try:
             self.provider.delete_snapshot(cloud_id)
-        except CloudError:
-            pass
+        except CloudError as exc:
+            return ("the snapshot %s could NOT be deleted (%s): delete it by hand, it must not be used to restore"
+                    % (cloud_id, exc))
+        return "the snapshot %s was deleted" % cloud_id
 
     # --- restore -------------------------------------------------------------------------------------------
     def cloud_snapshot(self, manifest):

@@ -18,6 +18,7 @@ import json
 import os
 
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._files import ensure_dir
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._errors import EngineOpsError
 
 
 # A file is an Engine brain when it has these tables; it is this Engine's when its oldest episodes are in the live one.
@@ -25,7 +26,7 @@ ENGINE_TABLES = ("episodes", "conversations", "learning_signals", "working_memor
 LINEAGE_ROWS = 20
 
 
-class BrainError(Exception):
+class BrainError(EngineOpsError):
     """A brain operation failed; the message names the operation and the cause."""
 
 

@@ -149,3 +149,86 @@ def test_a_gcp_key_handed_over_as_contents_is_used_and_a_bad_one_refused(monkeyp
         GcpDiskProvider(dict(params, gcp_service_account_contents="{not json"))
     with pytest.raises(CloudError, match="needs gcp_credentials_file or gcp_service_account_contents"):
         GcpDiskProvider(dict(params, gcp_service_account_contents=None))
+
+
+class FakeProvider:
+    """Just enough of a cloud for VolumeBrain.take: a snapshot that fails while it completes, a delete that may fail."""
+    name = "ebs"
+
+    def __init__(self, delete_fails=False):
+        self.delete_fails, self.deleted = delete_fails, []
+
+    def create_snapshot(self, volume, manifest):
+        return "snap-1"
+
+    def wait_cut(self, cloud_id, deadline):
+        return None
+
+    def wait_snapshot(self, cloud_id, deadline, progress=None):
+        from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.cloud import CloudError
+        raise CloudError("snapshot %s: state error" % cloud_id)
+
+    def delete_snapshot(self, cloud_id):
+        from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.cloud import CloudError
+        if self.delete_fails:
+            raise CloudError("DeleteSnapshot %s: UnauthorizedOperation" % cloud_id)
+        self.deleted.append(cloud_id)
+
+
+class NoEngine:
+    def stop(self):
+        return None
+
+    def start_if_stopped(self):
+        return None
+
+
+def taking(monkeypatch, provider, freeze_error=None):
+    class Store:
+        engine = "engine-1"
+
+    class Freeze:
+        expired, seconds = False, 0.01
+
+        def __init__(self, mount_point, budget):
+            pass
+
+        def __enter__(self):
+            if freeze_error:
+                raise host.HostError(freeze_error)
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+    sqlite = FakeSqlite({"episodes": 3})
+    sqlite.size_bytes = lambda: 4096
+    sqlite.describe = lambda: {"fingerprint": "sha256:f", "schema": {}, "tables": {"episodes": {"rows": 3}}}
+    volume = VolumeBrain(provider=provider, sqlite=sqlite, params={
+        "backend": "ebs", "device": "/dev/sdf", "consistency": "freeze", "freeze_timeout": 30, "snapshot_timeout": None})
+    loc = {"instance": {"id": "i-1", "zone": "z"}, "volume": {"id": "vol-1", "size_gb": 1},
+           "mount": {"mount_point": "/srv/brain"}, "brain_path": "brain.sqlite"}
+    monkeypatch.setattr(volume, "locate", lambda: loc)
+    monkeypatch.setattr(volume, "refuse_without_permissions", lambda kind, found: None)
+    monkeypatch.setattr(host, "checkpoint_wal", lambda path: (0, 0, 0))
+    monkeypatch.setattr(host, "Freeze", Freeze)
+    return lambda: volume.take(Store(), "s1", {}, NoEngine())
+
+
+@pytest.mark.parametrize("delete_fails, says", [
+    (False, "the snapshot snap-1 was deleted"),
+    (True, "the snapshot snap-1 could NOT be deleted (DeleteSnapshot snap-1: UnauthorizedOperation): delete it by hand"),
+])
+def test_a_failed_snapshot_says_whether_its_delete_worked(monkeypatch, delete_fails, says):
+    provider = FakeProvider(delete_fails)
+    with pytest.raises(VolumeError) as info:
+        taking(monkeypatch, provider)()
+    assert says in str(info.value)
+    assert provider.deleted == ([] if delete_fails else ["snap-1"])
+    assert "was deleted" not in str(info.value) or not delete_fails
+
+
+def test_a_failing_fsfreeze_is_an_error_naming_it_not_a_traceback(monkeypatch):
+    with pytest.raises(VolumeError, match="freezing /srv/brain failed: fsfreeze: Operation not supported; no snapshot "
+                                          "was taken and /srv/brain is not frozen"):
+        taking(monkeypatch, FakeProvider(), freeze_error="freezing /srv/brain failed: fsfreeze: Operation not supported")()
