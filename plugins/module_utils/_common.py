@@ -8,6 +8,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import json
+import traceback
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -66,6 +67,7 @@ class EngineOpsModule(AnsibleModule):
         super(EngineOpsModule, self).__init__(argument_spec=spec, **kwargs)
         self.action = self._name.split(".")[-1]
         self._docker = None
+        EngineOpsModule.current = self  # for run(): the one module object of this process
 
     @property
     def docker(self):
@@ -118,6 +120,29 @@ class EngineOpsModule(AnsibleModule):
             result.pop(reserved, None)
         tail = "" if changed else "; nothing was changed"
         self.fail_json(msg="%s: %s: %s%s" % (self.action, action, cause, tail), changed=changed, **result)
+
+
+EngineOpsModule.current = None
+
+
+def run(main):
+    """A module's entry point: every error ends in one fail_json naming the module, never in a bare traceback.
+
+    An EngineOpsError a module did not catch still carries `changed` and its partial result; anything else (a library
+    error no layer converted) is reported with its type, and with the warning that it may have changed something."""
+    try:
+        main()
+    except EngineOpsError as exc:
+        if EngineOpsModule.current is None:
+            raise
+        EngineOpsModule.current.fail_action("stopped", exc)
+    except Exception as exc:  # pylint: disable=broad-except
+        module = EngineOpsModule.current
+        if module is None:
+            raise
+        module.fail_json(msg="%s: unexpected %s: %s; this step may have changed something: look at the Engine and its "
+                             "brain before running it again" % (module.action, type(exc).__name__, exc),
+                         exception=traceback.format_exc())
 
 
 class BrainModule(EngineOpsModule):

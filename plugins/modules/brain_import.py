@@ -104,7 +104,7 @@ imported:
 import json
 
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.base import BrainError
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._common import BrainModule, http_request
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._common import BrainModule, http_request, run
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._reimport import ReimportError, import_rows, plan
 
 
@@ -153,4 +153,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

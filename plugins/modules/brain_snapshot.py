@@ -158,7 +158,7 @@ import shutil
 
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.base import BrainError
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.locate import container_env
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._common import BrainModule
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._common import BrainModule, run
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._engine_control import DockerEngine
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._errors import EngineDockerError
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._offsite import OffsiteError
@@ -389,4 +389,4 @@ def delete_snapshot(module, store, snapshot_id, offsite, provider=None):
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

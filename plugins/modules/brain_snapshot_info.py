@@ -80,7 +80,7 @@ live:
 
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.base import BrainError, brain_reads
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.cloud import manifest_from_labels
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._common import BrainModule
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._common import BrainModule, run
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._offsite import OffsiteError
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._restore import age_seconds
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._snapshot_store import (
@@ -169,4 +169,4 @@ def elsewhere(module, store, snapshots):
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

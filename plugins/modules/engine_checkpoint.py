@@ -106,7 +106,7 @@ superseded:
 
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._checkpoint import (
     CheckpointError, checkpoint_path, load, now_epoch, open_run, phases_done, record_phase, resumable, save, timings)
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._common import STATE_OPTIONS, EngineOpsModule
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._common import EngineOpsModule, STATE_OPTIONS, run
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._snapshot_store import StoreError, check_name
 
 
@@ -153,4 +153,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -85,7 +85,7 @@ manifest:
 
 import json
 
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._common import EngineOpsModule
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._common import EngineOpsModule, run
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._diagnostics import build, error_summary, redacted_inspect
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._errors import EngineDockerError
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._image_switch import ASIDE_SUFFIX
@@ -148,4 +148,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -217,7 +217,7 @@ import os
 
 from ansible.module_utils.basic import missing_required_lib
 
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._common import EngineOpsModule, http_get
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._common import EngineOpsModule, http_get, run
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._compose import (
     HAS_RUAMEL, RUAMEL_IMPORT_ERROR, ComposeError, env_file_for, plan_image_change, service_image)
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._errors import EngineDockerError
@@ -418,4 +418,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -68,7 +68,7 @@ bytes:
   type: int
 """
 
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._common import EngineOpsModule
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._common import EngineOpsModule, run
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._ledger import LEDGER_SPEC, LedgerError, record
 
 
@@ -82,4 +82,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

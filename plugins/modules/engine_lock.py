@@ -94,7 +94,7 @@ path:
   type: str
 """
 
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._common import STATE_OPTIONS, EngineOpsModule
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._common import EngineOpsModule, STATE_OPTIONS, run
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._lock import (
     LockError, LockHeld, acquire, describe, lock_path, release)
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._snapshot_store import StoreError, check_name
@@ -149,4 +149,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

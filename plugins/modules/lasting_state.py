@@ -73,7 +73,7 @@ paths:
   type: dict
 """
 
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._common import EngineOpsModule
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._common import EngineOpsModule, run
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._lasting import check
 
 ADVICE = ("set engine_controller_state_dir to a path that outlives the job (in AWX a volume mounted into the execution "
@@ -107,4 +107,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -112,7 +112,7 @@ incident_id:
   type: str
 """
 
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._common import EngineOpsModule, http_request
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._common import EngineOpsModule, http_request, run
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._notify import EVENTS, deliver, render, statuspage_call
 
 
@@ -170,4 +170,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -73,7 +73,7 @@ mode:
   sample: "0600"
 """
 
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._common import EngineOpsModule
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._common import EngineOpsModule, run
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._private_file import (
     PRIVATE_FILE_SPEC, PrivateFileError, apply)
 
@@ -88,4 +88,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

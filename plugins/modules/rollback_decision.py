@@ -197,7 +197,7 @@ evidence:
 import json
 import time
 
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._common import EngineOpsModule, http_get
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._common import EngineOpsModule, http_get, run
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._decision import DEFAULTS, decide
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._errors import EngineDockerError
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._evidence import (
@@ -323,4 +323,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -48,3 +48,33 @@ def test_given_values_win_and_nothing_changed_is_said():
         Recorder().fail_action("swap", RestoreError("x", changed=True, result={"plan": ["old"]}), changed=False,
                                plan=["new"])
     assert info.value.args[0]["changed"] is False and info.value.args[0]["plan"] == ["new"]
+
+
+def test_run_turns_any_escaped_error_into_one_failure(monkeypatch):
+    from ansible_collections.engine_ops.lifecycle.plugins.module_utils import _common
+
+    module = Recorder()
+    monkeypatch.setattr(_common.EngineOpsModule, "current", module)
+
+    def converted():
+        raise HostError("freezing /srv/brain failed: fsfreeze: Operation not supported")
+
+    with pytest.raises(Failed) as info:
+        _common.run(converted)
+    assert info.value.args[0]["msg"] == ("brain_restore: stopped: freezing /srv/brain failed: fsfreeze: Operation not "
+                                         "supported; nothing was changed")
+
+    def unconverted():
+        raise KeyError("volume_snapshot")
+
+    with pytest.raises(Failed) as info:
+        _common.run(unconverted)
+    sent = info.value.args[0]
+    assert sent["msg"].startswith("brain_restore: unexpected KeyError: 'volume_snapshot'; this step may have changed")
+    assert "Traceback" in sent["exception"]
+
+    def exits():
+        raise SystemExit(0)  # exit_json and fail_json end the process this way: never caught
+
+    with pytest.raises(SystemExit):
+        _common.run(exits)
