@@ -56,7 +56,8 @@ def http_get(url, timeout, validate_certs=True):
 class EngineOpsModule(AnsibleModule):
     """AnsibleModule with the collection's common options merged in and one way to fail."""
 
-    def __init__(self, argument_spec, engine="required", docker=True, **kwargs):
+    def __init__(self, argument_spec, engine="required", docker=True, read_only=False, **kwargs):
+        """`read_only`: a module documented as changing nothing; it never renames a container either."""
         spec = dict(DOCKER_OPTIONS) if docker else {}
         if engine:
             spec.update(ENGINE_OPTIONS)
@@ -67,6 +68,7 @@ class EngineOpsModule(AnsibleModule):
         super(EngineOpsModule, self).__init__(argument_spec=spec, **kwargs)
         self.action = self._name.split(".")[-1]
         self._docker = None
+        self.read_only = read_only
         EngineOpsModule.current = self  # for run(): the one module object of this process
 
     @property
@@ -97,7 +99,8 @@ class EngineOpsModule(AnsibleModule):
         if container is None and params.get("container"):
             from ansible_collections.engine_ops.lifecycle.plugins.module_utils._image_switch import recover_interrupted_switch
             try:
-                container, note = recover_interrupted_switch(self.docker, params["container"], self.check_mode)
+                container, note = recover_interrupted_switch(self.docker, params["container"],
+                                                             self.check_mode or self.read_only)
             except EngineDockerError as exc:
                 self.fail_action("find the Engine", exc)
             if note:
@@ -155,6 +158,14 @@ class BrainModule(EngineOpsModule):
         super(BrainModule, self).__init__(argument_spec=spec, engine="optional", supports_check_mode=True, **kwargs)
         self.container = self.find_engine() if self.engine_given() else None
         self.engine_name = self.params["engine"] or self.container["Name"].lstrip("/")
+
+    def engine_stop(self, backend):
+        """The Engine this brain operation may stop and start again (_engine_control.EngineStop), from the options."""
+        from ansible_collections.engine_ops.lifecycle.plugins.module_utils._engine_control import EngineStop
+        p = self.params
+        return EngineStop(lambda: self.docker, self.container, backend, http_get, drain_timeout=p.get("drain_timeout"),
+                          start_engine=p.get("start_engine", True), health_url=p.get("health_url"),
+                          health_timeout=p.get("health_timeout"))
 
     def store(self):
         try:

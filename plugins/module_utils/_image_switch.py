@@ -253,7 +253,7 @@ def recover_interrupted_switch(docker, name, check_mode=False):
     note = ("no container was named %s but %s was: an image switch was interrupted between its renames; "
             % (name, name + ASIDE_SUFFIX))
     if check_mode:
-        return aside, note + "it would be renamed back to %s (check mode: not renamed)" % name
+        return aside, note + "it would be renamed back to %s (not renamed by this run: check mode or read-only)" % name
     docker.rename(aside["Id"], name)
     return docker.inspect_container(name), note + "it was renamed back to %s, as before the switch" % name
 

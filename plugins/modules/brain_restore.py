@@ -181,7 +181,6 @@ import time
 
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.base import BrainError, brain_reads
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._common import BrainModule, run
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._engine_control import DockerEngine
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._errors import EngineDockerError
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._offsite import OffsiteError
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._restore import (
@@ -222,7 +221,7 @@ def main():
     container, engine_name = module.container, module.engine_name
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     store, backend = module.store(), module.backend()
-    engine = DockerEngine(module, container, backend)
+    engine = module.engine_stop(backend)
     volume = backend.name in VOLUME_BACKENDS
 
     if p["undo"] and volume:

@@ -159,7 +159,6 @@ import shutil
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.base import BrainError
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.locate import container_env
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._common import BrainModule, run
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._engine_control import DockerEngine
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._errors import EngineDockerError
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._offsite import OffsiteError
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._snapshot import (
@@ -262,7 +261,7 @@ def main():
         image = module.docker.inspect_image(container["Image"]) if container else None
         metadata = engine_metadata(container, image)
         if plan is not None:
-            manifest = backend.take(store, snapshot_id, metadata, DockerEngine(module, container, backend), p["reason"],
+            manifest = backend.take(store, snapshot_id, metadata, module.engine_stop(backend), p["reason"],
                                     p["pinned"], key_fingerprint(secret))
         else:
             manifest = take_snapshot(backend, store, snapshot_id, metadata, p["reason"], p["pinned"],

@@ -91,7 +91,7 @@ from ansible_collections.engine_ops.lifecycle.plugins.module_utils._volume_optio
 def main():
     spec = dict(id=dict(type="str"), verify=dict(type="bool", default=False),
                 compare_live=dict(type="bool", default=False))
-    module = BrainModule(argument_spec=spec)
+    module = BrainModule(argument_spec=spec, read_only=True)
     p = module.params
     store = module.store()
     try:

@@ -243,6 +243,7 @@ def main():
         ),
         mutually_exclusive=[("eval_results", "eval_results_content")],
         supports_check_mode=True,
+        read_only=True,
     )
     p = module.params
     if p["window_seconds"] < 1:

@@ -184,3 +184,27 @@ def test_a_switch_killed_between_its_renames_is_put_back_and_can_run_again(fake)
     result = switch(fake, back, current, fake.images["engine:2.4.0"], target, healthy, clock=lambda: "T")
     assert fake.by_ref("engine")["Id"] == result["container_id"] and fake.by_ref("engine")["Image"] == "sha256:old"
     assert fake.by_ref("engine" + NEXT_SUFFIX) is None  # the leftover of the killed run was removed
+
+
+@pytest.mark.parametrize("read_only, check_mode, renamed", [(True, False, False), (False, True, False),
+                                                            (False, False, True)])
+def test_a_read_only_module_finds_an_interrupted_switch_without_renaming(fake, read_only, check_mode, renamed):
+    from ansible_collections.engine_ops.lifecycle.plugins.module_utils._common import EngineOpsModule
+
+    old = fake.add_container("engine" + ASIDE_SUFFIX, "engine:2.4.0")  # a switch died between its renames
+
+    class Module:
+        params = {"container": "engine", "compose_project": None, "compose_service": "engine"}
+        find_engine = EngineOpsModule.find_engine
+
+        def __init__(self):
+            self.docker, self.read_only, self.check_mode, self.warnings = fake, read_only, check_mode, []
+
+        def warn(self, text):
+            self.warnings.append(text)
+
+    module = Module()
+    found = module.find_engine()
+    assert found["Id"] == old["Id"] and len(module.warnings) == 1
+    assert (fake.by_ref("engine") is not None) == renamed
+    assert ("rename" in [c[0] for c in fake.calls]) == renamed

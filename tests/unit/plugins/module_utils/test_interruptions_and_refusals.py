@@ -10,7 +10,7 @@ import pytest
 
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.base import BrainError
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.sqlite import SqliteBackend
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._engine_control import DockerEngine
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._engine_control import EngineStop
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._errors import EngineDockerError
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._image_switch import health_url_problem
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._restore import (
@@ -184,14 +184,26 @@ def test_starting_the_engine_again_after_a_failure_never_raises():
         def start(container_id):
             raise EngineDockerError("Cannot connect to the Docker daemon")
 
-    class Module:
-        docker = Docker()
-        params = {"start_engine": False, "health_url": None}
-
-    engine = DockerEngine(Module(), {"Id": "abc", "State": {"Running": True}}, backend=None)
+    engine = EngineStop(Docker, {"Id": "abc", "State": {"Running": True}}, backend=None, get=None, start_engine=False)
     engine.stopped = True
     result = engine.start_if_stopped()
     assert result["healthy"] is False and "Cannot connect to the Docker daemon" in result["reason"]
+
+
+def test_an_engine_left_stopped_on_purpose_is_started_again_after_a_refusal():
+    started = []
+
+    class Docker:
+        @staticmethod
+        def start(container_id):
+            started.append(container_id)
+
+    engine = EngineStop(lambda: Docker, {"Id": "abc", "State": {"Running": True}}, backend=None, get=None,
+                        start_engine=False)
+    engine.stopped = True
+    assert engine.start() is None and started == []  # start_engine=false: the image switch starts it
+    assert engine.start_if_stopped() is None and started == ["abc"] and not engine.stopped
+    assert engine.start_engine is False  # the option itself is not changed
 
 
 class LeftStopped(StoppedEngine):
