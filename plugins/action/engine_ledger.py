@@ -7,7 +7,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._ledger import LEDGER_SPEC, LedgerError, record
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._state.ledger import LEDGER_SPEC, LedgerError, record
 from ansible_collections.engine_ops.lifecycle.plugins.plugin_utils._in_process import InProcessAction
 
 

@@ -7,7 +7,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._private_file import (
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._state.private_file import (
     PRIVATE_FILE_SPEC, PrivateFileError, apply)
 from ansible_collections.engine_ops.lifecycle.plugins.plugin_utils._in_process import InProcessAction
 

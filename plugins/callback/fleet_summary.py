@@ -29,7 +29,7 @@ import time
 
 from ansible.plugins.callback import CallbackBase
 
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._files import ensure_dir
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._state.files import ensure_dir
 
 OPERATIONS = (
     ("rollback", [("host", "host"), ("from", "from"), ("to", "to"), ("data", "data_rollback"),

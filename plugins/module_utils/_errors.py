@@ -24,3 +24,7 @@ class EngineOpsError(Exception):
 
 class EngineDockerError(EngineOpsError):
     """A Docker operation failed; the message says which and why."""
+
+
+class HostError(EngineOpsError):
+    """A host-side step failed (a mount, a freeze, a WAL checkpoint); the message names it."""

@@ -104,8 +104,8 @@ imported:
 import json
 
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.base import BrainError
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._common import BrainModule, http_request, run
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._reimport import ReimportError, import_rows, plan
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._module import BrainModule, http_request, run
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.reimport import ReimportError, import_rows, plan
 
 
 def main():

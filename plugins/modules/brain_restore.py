@@ -180,16 +180,16 @@ import os
 import time
 
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.base import BrainError, brain_reads
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._common import BrainModule, run
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._module import BrainModule, run
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._errors import EngineDockerError
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._offsite import OffsiteError
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._restore import (
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.offsite import OffsiteError
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.restore import (
     SWAP_RECORD, CountingExport, RestoreError, already_restored, brain_matches, existing_stage, export_dir_for, load_stage, plan, preflight,
     settle_pending, stage, swap)
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._snapshot_store import (
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.store import (
     StoreError, check_name)
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._volume_options import VOLUME_BACKENDS
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._volume_snapshot import cloud_manifest
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.volume_options import VOLUME_BACKENDS
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.volume import cloud_manifest
 
 
 def settle_only(module, backend, store, snapshot_id, stamp, volume):

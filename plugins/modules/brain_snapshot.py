@@ -158,14 +158,14 @@ import shutil
 
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.base import BrainError
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.locate import container_env
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._common import BrainModule, run
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._module import BrainModule, run
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._errors import EngineDockerError
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._offsite import OffsiteError
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._snapshot import (
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.offsite import OffsiteError
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.snapshot import (
     adopt, engine_metadata, file_facts, refuse_adoption, room_for_snapshot, take_snapshot)
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._snapshot_store import (
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.store import (
     StoreError, check_name, entry_path, file_matches, key_fingerprint, new_id, read_manifest, retention_victims)
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._volume_options import VOLUME_BACKENDS
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.volume_options import VOLUME_BACKENDS
 
 
 def main():
@@ -379,7 +379,7 @@ def delete_snapshot(module, store, snapshot_id, offsite, provider=None):
     cloud = (manifest.get("volume_snapshot") or {}).get("snapshot_id")
     if cloud:
         if provider is None or provider.name != manifest["backend"]:
-            from ansible_collections.engine_ops.lifecycle.plugins.module_utils._volume_snapshot import make_provider
+            from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.volume import make_provider
             provider = make_provider(dict(module.params, backend=manifest["backend"]))
         provider.delete_snapshot(cloud)
     if offsite:

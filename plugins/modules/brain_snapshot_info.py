@@ -80,12 +80,12 @@ live:
 
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.base import BrainError, brain_reads
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.cloud import manifest_from_labels
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._common import BrainModule, run
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._offsite import OffsiteError
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._restore import age_seconds
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._snapshot_store import (
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._module import BrainModule, run
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.offsite import OffsiteError
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.restore import age_seconds
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.store import (
     StoreError, check_name, schema_diff)
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._volume_options import VOLUME_BACKENDS
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.volume_options import VOLUME_BACKENDS
 
 
 def main():
@@ -141,7 +141,7 @@ def elsewhere(module, store, snapshots):
         manifest["location"] = ["host"]
     found = []
     if p["backend"] in VOLUME_BACKENDS:
-        from ansible_collections.engine_ops.lifecycle.plugins.module_utils._volume_snapshot import make_provider
+        from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.volume import make_provider
         for snap in make_provider(p).find_snapshots(store.engine):
             snapshot_id = snap["labels"].get("id")
             if p["id"] and snapshot_id != p["id"]:

@@ -87,13 +87,13 @@ path:
 import json
 import time
 
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._common import EngineOpsModule, http_get, run
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._module import EngineOpsModule, http_get, run
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._errors import EngineDockerError
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._evidence import (
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._judge.evidence import (
     EvidenceError, container_times, eval_cases, health_summary, requests_from_logs, stats, watch_health)
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._files import write_atomic
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._health import percentile, probe_once
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._snapshot_store import StoreError, baseline_path
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._state.files import write_atomic
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._judge.health import percentile, probe_once
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.store import StoreError, baseline_path
 
 
 def main():

@@ -104,10 +104,10 @@ superseded:
   type: dict
 """
 
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._checkpoint import (
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._state.checkpoint import (
     CheckpointError, checkpoint_path, load, now_epoch, open_run, phases_done, record_phase, resumable, save, timings)
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._common import EngineOpsModule, STATE_OPTIONS, run
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._snapshot_store import StoreError, check_name
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._module import EngineOpsModule, STATE_OPTIONS, run
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.store import StoreError, check_name
 
 
 def main():

@@ -85,10 +85,10 @@ manifest:
 
 import json
 
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._common import EngineOpsModule, run
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._diagnostics import build, error_summary, redacted_inspect
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._module import EngineOpsModule, run
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._aftermath.diagnostics import build, error_summary, redacted_inspect
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._errors import EngineDockerError
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._image_switch import ASIDE_SUFFIX
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._docker.image_switch import ASIDE_SUFFIX
 
 
 def _json(value):

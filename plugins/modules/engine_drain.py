@@ -115,10 +115,10 @@ health:
   type: dict
 """
 
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._common import EngineOpsModule, http_get, run
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._module import EngineOpsModule, http_get, run
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._errors import EngineDockerError
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._drain import drain, in_flight
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._health import probe
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._docker.drain import drain, in_flight
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._judge.health import probe
 
 
 def main():

@@ -217,15 +217,15 @@ import os
 
 from ansible.module_utils.basic import missing_required_lib
 
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._common import EngineOpsModule, http_get, run
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._compose import (
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._module import EngineOpsModule, http_get, run
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._docker.compose import (
     HAS_RUAMEL, RUAMEL_IMPORT_ERROR, ComposeError, env_file_for, plan_image_change, service_image)
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._errors import EngineDockerError
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._health import probe
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._image_switch import (
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._judge.health import probe
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._docker.image_switch import (
     SwitchError, diff, health_url_for, health_url_problem, image_record, plan, read_state, record_switch, resolve_target,
     run_reference, state_path, switch, write_state)
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._registry_auth import (
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._docker.registry_auth import (
     RegistryAuthError, credentials, header, registry_of)
 
 

@@ -68,8 +68,8 @@ bytes:
   type: int
 """
 
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._common import EngineOpsModule, run
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._ledger import LEDGER_SPEC, LedgerError, record
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._module import EngineOpsModule, run
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._state.ledger import LEDGER_SPEC, LedgerError, record
 
 
 def main():

@@ -94,10 +94,10 @@ path:
   type: str
 """
 
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._common import EngineOpsModule, STATE_OPTIONS, run
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._lock import (
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._module import EngineOpsModule, STATE_OPTIONS, run
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._state.lock import (
     LockError, LockHeld, acquire, describe, lock_path, release)
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._snapshot_store import StoreError, check_name
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.store import StoreError, check_name
 
 
 def main():

@@ -162,8 +162,8 @@ sampling:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._common import http_get
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._health import probe, sample, TERMINAL
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._module import http_get
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._judge.health import probe, sample, TERMINAL
 
 
 def main():

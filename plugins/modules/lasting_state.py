@@ -73,8 +73,8 @@ paths:
   type: dict
 """
 
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._common import EngineOpsModule, run
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._lasting import check
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._module import EngineOpsModule, run
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._state.lasting import check
 
 ADVICE = ("set engine_controller_state_dir to a path that outlives the job (in AWX a volume mounted into the execution "
           "environment, docs/awx.md#lasting-state)")

@@ -112,8 +112,8 @@ incident_id:
   type: str
 """
 
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._common import EngineOpsModule, http_request, run
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._notify import EVENTS, deliver, render, statuspage_call
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._module import EngineOpsModule, http_request, run
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._aftermath.notify import EVENTS, deliver, render, statuspage_call
 
 
 def main():

@@ -73,8 +73,8 @@ mode:
   sample: "0600"
 """
 
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._common import EngineOpsModule, run
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._private_file import (
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._module import EngineOpsModule, run
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._state.private_file import (
     PRIVATE_FILE_SPEC, PrivateFileError, apply)
 
 

@@ -197,14 +197,14 @@ evidence:
 import json
 import time
 
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._common import EngineOpsModule, http_get, run
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._decision import DEFAULTS, decide
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._module import EngineOpsModule, http_get, run
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._judge.decision import DEFAULTS, decide
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._errors import EngineDockerError
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._evidence import (
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._judge.evidence import (
     EvidenceError, concentration, container_times, eval_cases, health_summary, parse_timestamp, prometheus_windows,
     requests_from_logs, stats, watch_health, windows)
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._health import probe_once
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._snapshot_store import find_baseline
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._judge.health import probe_once
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.store import find_baseline
 
 
 def read_text(module, path, what):

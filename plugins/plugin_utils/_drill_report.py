@@ -15,7 +15,7 @@ import os
 import time
 from xml.sax.saxutils import escape, quoteattr
 
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._files import ensure_dir, write_atomic
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._state.files import ensure_dir, write_atomic
 
 PHASE_PREFIX = "Drill phase - "
 RECOVERY_PHASES = ("detect", "rollback")  # from the moment the failure is looked for until the Engine serves again

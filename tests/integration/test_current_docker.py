@@ -43,7 +43,7 @@ def versions_used(proxy):
 
 def test_the_stand_in_refuses_what_docker_29_refuses(docker29):
     """The check below can fail: an old client gets Docker's own error, and the proxy says 1.44..1.52."""
-    from ansible_collections.engine_ops.lifecycle.plugins.module_utils._docker_api import ApiError, DockerApi
+    from ansible_collections.engine_ops.lifecycle.plugins.module_utils._docker.api import ApiError, DockerApi
 
     old = DockerApi(docker29.url, 5)  # speaks 1.41 until negotiated, as the collection did before
     with pytest.raises(ApiError) as refused:

@@ -318,8 +318,8 @@ def test_freeze_watchdog_thaws_when_the_freezer_is_killed(tmp_path):
     try:
         blocks.create("vol")
         subprocess.run(["mount", blocks.attach("vol", "vol"), point], check=True)
-        code = ("import sys, time; from ansible_collections.engine_ops.lifecycle.plugins.module_utils import "
-                "_volume_host as h\nf = h.Freeze(sys.argv[1], 2); f.__enter__(); print('frozen', flush=True); "
+        code = ("import sys, time; from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain import "
+                "volume_host as h\nf = h.Freeze(sys.argv[1], 2); f.__enter__(); print('frozen', flush=True); "
                 "time.sleep(600)")
         proc = subprocess.Popen([sys.executable, "-c", code, point], stdout=subprocess.PIPE, text=True,
                                 env=dict(os.environ, PYTHONPATH=COLLECTIONS))
@@ -479,8 +479,8 @@ def test_offsite_copy_is_encrypted_and_a_lost_snapshot_is_fetched_and_verified(e
 
 
 def test_large_files_go_up_in_parts_and_come_back_verified(moto_server, bucket, tmp_path):
-    from ansible_collections.engine_ops.lifecycle.plugins.module_utils._offsite import S3Store
-    from ansible_collections.engine_ops.lifecycle.plugins.module_utils._snapshot_store import SnapshotStore, file_entries
+    from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.offsite import S3Store
+    from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.store import SnapshotStore, file_entries
     s3, name = bucket
     store = SnapshotStore(str(tmp_path / "store"), "big")
     partial = store.partial("20260101T000000.000000Z")

@@ -25,8 +25,8 @@ BRAIN_OPTIONS = dict(
     pg_restore_strategy=dict(type="str", choices=["auto", "schema", "database"], default="auto"),
 )
 # Cloud volumes (backends ebs and gcp_disk) and the off-host S3 copy; kept apart so they stay optional.
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._offsite import AWS_OPTIONS, OFFSITE_OPTIONS  # noqa: E402
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._volume_options import VOLUME_OPTIONS  # noqa: E402
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.offsite import AWS_OPTIONS, OFFSITE_OPTIONS  # noqa: E402
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.volume_options import VOLUME_OPTIONS  # noqa: E402
 
 BRAIN_OPTIONS.update(VOLUME_OPTIONS)
 BRAIN_OPTIONS.update(AWS_OPTIONS)
@@ -35,7 +35,7 @@ BRAIN_OPTIONS.update(OFFSITE_OPTIONS)
 
 def make_backend(params, container=None, run=None):
     if params["backend"] in ("ebs", "gcp_disk"):
-        from ansible_collections.engine_ops.lifecycle.plugins.module_utils._volume_snapshot import VolumeBrain, make_provider
+        from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.volume import VolumeBrain, make_provider
         return VolumeBrain(make_provider(params), make_backend(dict(params, backend="sqlite"), container), params)
     if params["backend"] == "sqlite":
         from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.sqlite import SqliteBackend

@@ -20,7 +20,7 @@ from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.base i
     ENGINE_TABLES, LINEAGE_ROWS, BrainError, export_diff, fingerprint)
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.sqlite_tables import (
     KEY, Catalog, load_extensions, quote)
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._files import fsync_path
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._state.files import fsync_path
 
 SNAPSHOT_FILE = "brain.sqlite"
 SIDECARS = ("-wal", "-shm")

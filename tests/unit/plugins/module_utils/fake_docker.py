@@ -2,7 +2,7 @@
 
 import copy
 
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._docker import EngineDockerError
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._docker.client import EngineDockerError
 
 
 class FakeDocker:

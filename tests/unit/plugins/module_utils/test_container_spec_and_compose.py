@@ -1,7 +1,7 @@
 import pytest
 
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._compose import ComposeError, set_service_image
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._container_spec import (
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._docker.compose import ComposeError, set_service_image
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._docker.container_spec import (
     own_config, recreate_spec, settings_view)
 
 IMAGE = {"Id": "sha256:old", "Config": {
@@ -135,14 +135,14 @@ def test_host_network_hostname_is_not_a_setting():
     ("ENGINE_PORT=9000", "ENGINE_PORT=9000"), ("FLAG", "FLAG"),
 ])
 def test_secrets_never_reach_the_diff(entry, shown):
-    from ansible_collections.engine_ops.lifecycle.plugins.module_utils._container_spec import redact_env
+    from ansible_collections.engine_ops.lifecycle.plugins.module_utils._docker.container_spec import redact_env
     assert redact_env([entry]) == [shown]
     view = settings_view(container(Env=[entry]), IMAGE)
     assert view["config"]["Env"] == [shown]
 
 
 # -- round-trip edits: anchors, merge keys, flow style, variables ---------------------------------------------------
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._compose import (  # noqa: E402
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._docker.compose import (  # noqa: E402
     plan_image_change, set_env_value)
 
 SHAPES = """# the support agent

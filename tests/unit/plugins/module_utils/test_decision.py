@@ -2,7 +2,7 @@
 
 import pytest
 
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._decision import decide
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._judge.decision import decide
 
 BASELINE = {"error_rate": 0.004, "p99_ms": 5000.0}
 HEALTHY = {"samples": 10, "classifications": {"ok": 10}, "non_ok_at_end": False}

@@ -10,9 +10,9 @@ from http.server import BaseHTTPRequestHandler
 
 import pytest
 
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._docker_api import (
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._docker.api import (
     ApiError, DockerApi, DockerTimeout, demux, split_reference, tls_settings)
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._docker import EngineDocker
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._docker.client import EngineDocker
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._errors import EngineDockerError
 
 

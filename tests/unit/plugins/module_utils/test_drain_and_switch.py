@@ -1,7 +1,7 @@
 import pytest
 
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._drain import drain, in_flight
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._image_switch import (
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._docker.drain import drain, in_flight
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._docker.image_switch import (
     ASIDE_SUFFIX, NEXT_SUFFIX, SwitchError, image_record, previous_record, read_state, record_switch,
     recover_interrupted_switch, resolve_target, state_path, switch, write_state)
 
@@ -189,7 +189,7 @@ def test_a_switch_killed_between_its_renames_is_put_back_and_can_run_again(fake)
 @pytest.mark.parametrize("read_only, check_mode, renamed", [(True, False, False), (False, True, False),
                                                             (False, False, True)])
 def test_a_read_only_module_finds_an_interrupted_switch_without_renaming(fake, read_only, check_mode, renamed):
-    from ansible_collections.engine_ops.lifecycle.plugins.module_utils._common import EngineOpsModule
+    from ansible_collections.engine_ops.lifecycle.plugins.module_utils._module import EngineOpsModule
 
     old = fake.add_container("engine" + ASIDE_SUFFIX, "engine:2.4.0")  # a switch died between its renames
 

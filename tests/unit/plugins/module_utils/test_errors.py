@@ -3,13 +3,12 @@
 import pytest
 
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.base import BrainError
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._common import EngineOpsModule
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._errors import EngineDockerError, EngineOpsError
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._image_switch import SwitchError
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._lock import LockError
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._restore import RestoreError
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._snapshot_store import StoreError
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._volume_host import HostError
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._module import EngineOpsModule
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._errors import EngineDockerError, EngineOpsError, HostError
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._docker.image_switch import SwitchError
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._state.lock import LockError
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.restore import RestoreError
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.store import StoreError
 
 
 class Failed(Exception):
@@ -51,7 +50,7 @@ def test_given_values_win_and_nothing_changed_is_said():
 
 
 def test_run_turns_any_escaped_error_into_one_failure(monkeypatch):
-    from ansible_collections.engine_ops.lifecycle.plugins.module_utils import _common
+    from ansible_collections.engine_ops.lifecycle.plugins.module_utils import _module as _common
 
     module = Recorder()
     monkeypatch.setattr(_common.EngineOpsModule, "current", module)

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._evidence import (
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._judge.evidence import (
     EvidenceError, concentration, eval_cases, health_summary, parse_timestamp, requests_from_logs, stats, watch_health,
     windows)
 

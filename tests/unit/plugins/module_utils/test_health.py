@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._health import classify, percentile, probe, sample
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._judge.health import classify, percentile, probe, sample
 
 OK = {"database": "ok", "llm_provider": "ok", "asset_directory": "ok"}
 

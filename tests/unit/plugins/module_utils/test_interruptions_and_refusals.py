@@ -10,13 +10,13 @@ import pytest
 
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.base import BrainError
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.sqlite import SqliteBackend
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._engine_control import EngineStop
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.engine_stop import EngineStop
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._errors import EngineDockerError
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._image_switch import health_url_problem
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._restore import (
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._docker.image_switch import health_url_problem
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.restore import (
     RestoreError, already_restored, export_dir_for, load_stage, settle_pending, stage, swap)
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._snapshot import room_for_snapshot, take_snapshot
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._snapshot_store import SnapshotStore, StoreError
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.snapshot import room_for_snapshot, take_snapshot
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.store import SnapshotStore, StoreError
 
 from test_snapshot_store_and_sqlite import make_brain
 

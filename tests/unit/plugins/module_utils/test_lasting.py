@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._lasting import (
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._state.lasting import (
     check, mount_of, throwaway_reason, writable_problem)
 
 EE_MOUNTS = """\

@@ -6,9 +6,9 @@ import threading
 
 import pytest
 
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils import _checkpoint as cp
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._ledger import append, read
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._lock import (
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._state import checkpoint as cp
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._state.ledger import append, read
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._state.lock import (
     LockError, LockHeld, acquire, inspect, lock_path, release)
 
 ALICE = {"run_id": "ctl:100:5", "user": "alice", "controller": "ctl", "pid": 100}
@@ -146,7 +146,7 @@ def test_the_ledger_appends_whole_lines_from_parallel_writers_and_skips_a_torn_t
 
 
 def test_external_calls_are_bad_window_rows_naming_a_registered_mcp_server(tmp_path):
-    from ansible_collections.engine_ops.lifecycle.plugins.module_utils._restore import external_calls
+    from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.restore import external_calls
     export = tmp_path / "export"
     export.mkdir()
     (export / "observability_events.jsonl").write_text(

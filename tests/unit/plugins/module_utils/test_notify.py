@@ -2,7 +2,7 @@
 
 import pytest
 
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._notify import deliver, render, statuspage_call
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._aftermath.notify import deliver, render, statuspage_call
 
 FACTS = {"engine": "agent-eu-1", "version": "2.3.1", "from": "engine:2.4.0",
          "symptom": "error rate 31.0% vs 0.4% baseline for 6 min, not improving", "data_rollback": True,

@@ -5,7 +5,7 @@ import stat
 
 import pytest
 
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._private_file import PrivateFileError, apply
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._state.private_file import PrivateFileError, apply
 
 
 def params(path, **kwargs):

@@ -6,9 +6,9 @@ import subprocess
 
 import pytest
 
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._image_switch import (
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._docker.image_switch import (
     SwitchError, image_record, recorded_build, resolve_target, run_reference)
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._registry_auth import (
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._docker.registry_auth import (
     RegistryAuthError, credentials, header, registry_of)
 
 from fake_docker import FakeDocker

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._reimport import ReimportError, import_rows, plan
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.reimport import ReimportError, import_rows, plan
 
 
 class Brain:

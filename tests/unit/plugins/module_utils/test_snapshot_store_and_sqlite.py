@@ -6,9 +6,9 @@ import pytest
 
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.base import JsonlExport
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.sqlite import SqliteBackend
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._restore import brain_matches, mismatch, plan
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._snapshot import take_snapshot
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._snapshot_store import (
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.restore import brain_matches, mismatch, plan
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.snapshot import take_snapshot
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.store import (
     SnapshotStore, StoreError, check_name, retention_victims, schema_diff)
 
 
@@ -113,8 +113,8 @@ def test_the_store_tolerates_another_engine_creating_it_at_the_same_moment(tmp_p
     import errno
     import os as real_os
 
-    from ansible_collections.engine_ops.lifecycle.plugins.module_utils import _files
-    from ansible_collections.engine_ops.lifecycle.plugins.module_utils._snapshot_store import SnapshotStore
+    from ansible_collections.engine_ops.lifecycle.plugins.module_utils._state import files as _files
+    from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.store import SnapshotStore
 
     makedirs = real_os.makedirs
 

@@ -20,9 +20,9 @@ from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.base i
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.sqlite import SqliteBackend, connect
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.sqlite_tables import (
     Catalog, Vec0Columns, load_extensions)
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._restore import mismatch, plan
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._snapshot import take_snapshot
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._snapshot_store import SnapshotStore
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.restore import mismatch, plan
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.snapshot import take_snapshot
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.store import SnapshotStore
 
 ENGINE_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))), "engine")

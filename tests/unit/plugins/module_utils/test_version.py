@@ -1,6 +1,6 @@
 import pytest
 
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._version import (
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._docker.version import (
     TargetError, parse_version, split_reference, target_reference)
 
 

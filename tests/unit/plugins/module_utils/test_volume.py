@@ -6,12 +6,13 @@ import sys
 
 import pytest
 
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils import _volume_host as host
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain import volume_host as host
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._state import mounts
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.cloud import (
     DeadlineExceeded, manifest_from_labels, manifest_tags, snapshot_deadline, wait_until)
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.gcp_disk import (
     label_value, resource_name, snapshot_name)
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._volume_snapshot import VolumeBrain, VolumeError
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.volume import VolumeBrain, VolumeError
 
 MOUNTINFO = """\
 22 1 253:1 / / rw,relatime shared:1 - ext4 /dev/vda1 rw
@@ -28,13 +29,13 @@ def mountinfo(tmp_path):
 
 
 def test_the_deepest_mount_holds_a_path_and_escapes_are_decoded(mountinfo):
-    entry = host.mount_of("/srv/engine data/brain/brain.sqlite", mountinfo)
+    entry = mounts.mount_of("/srv/engine data/brain/brain.sqlite", mountinfo)
     assert (entry["mount_point"], entry["source"], entry["fstype"], entry["options"]) == (
         "/srv/engine data/brain", "/dev/nvme1n1", "xfs", "rw,noatime")
-    assert host.mount_of("/srv/engine data/x", mountinfo)["source"] == "/dev/loop3"
-    assert host.mount_of("/etc/hosts", mountinfo)["mount_point"] == "/"
-    assert host.mounted_at("/srv/engine data", mountinfo)["source"] == "/dev/loop3"
-    assert host.mounted_at("/srv", mountinfo) is None
+    assert mounts.mount_of("/srv/engine data/x", mountinfo)["source"] == "/dev/loop3"
+    assert mounts.mount_of("/etc/hosts", mountinfo)["mount_point"] == "/"
+    assert mounts.mounted_at("/srv/engine data", mountinfo)["source"] == "/dev/loop3"
+    assert mounts.mounted_at("/srv", mountinfo) is None
 
 
 def test_manifest_fields_survive_the_trip_through_tags():
@@ -119,7 +120,8 @@ def test_the_sqlite_path_imports_no_cloud_library():
     """google.cloud.compute_v1 costs ~1.8 s and boto3 ~0.2 s per module call: only their backends import them."""
     code = ("import sys\n"
             "from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.select import make_backend\n"
-            "from ansible_collections.engine_ops.lifecycle.plugins.module_utils import _common, _volume_snapshot, _offsite\n"
+            "from ansible_collections.engine_ops.lifecycle.plugins.module_utils import _module\n"
+            "from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain import volume, offsite\n"
             "make_backend({'backend': 'sqlite', 'sqlite_path': '/tmp/x.sqlite'})\n"
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('boto3', 'botocore', 'google')))\n")
     collections = [p for p in sys.path if os.path.isdir(os.path.join(p, "ansible_collections"))]

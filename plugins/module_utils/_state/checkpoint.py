@@ -16,7 +16,7 @@ import json
 import os
 import time
 
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._files import write_atomic
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._state.files import write_atomic
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._errors import EngineOpsError
 
 FINAL = ("done", "failed")

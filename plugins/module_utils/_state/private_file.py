@@ -10,7 +10,7 @@ __metaclass__ = type
 import os
 import stat
 
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._files import ensure_dir, write_atomic
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._state.files import ensure_dir, write_atomic
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._errors import EngineOpsError
 
 PRIVATE_FILE_SPEC = dict(

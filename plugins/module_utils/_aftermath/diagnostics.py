@@ -14,8 +14,8 @@ import os
 import tarfile
 import time
 
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._container_spec import redact_env
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._files import ensure_dir
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._docker.container_spec import redact_env
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._state.files import ensure_dir
 
 
 def redacted_inspect(container):

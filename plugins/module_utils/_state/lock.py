@@ -17,7 +17,7 @@ import json
 import os
 import time
 
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._files import ensure_dir
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._state.files import ensure_dir
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._errors import EngineOpsError
 
 

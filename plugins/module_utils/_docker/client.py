@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: (c) 2026, engine_ops maintainers
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""A thin wrapper over the Docker Engine API (module_utils._docker_api): find the Engine, inspect, stop, swap.
+"""A thin wrapper over the Docker Engine API (module_utils._docker.api): find the Engine, inspect, stop, swap.
 
 Everything speaks raw Engine API dictionaries (what `docker inspect` prints), so the logic in
 the other module_utils can be tested with plain data and a fake of this class.
@@ -13,7 +13,7 @@ __metaclass__ = type
 
 import json
 
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._docker_api import ApiError, DockerApi, DockerTimeout
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._docker.api import ApiError, DockerApi, DockerTimeout
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._errors import EngineDockerError
 
 COMPOSE_PROJECT = "com.docker.compose.project"

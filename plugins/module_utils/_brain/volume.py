@@ -30,13 +30,14 @@ from datetime import datetime
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.base import BrainError, JsonlExport
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.cloud import (
     CloudError, DeadlineExceeded, PermissionDenied, manifest_from_labels, snapshot_deadline)
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._files import write_atomic
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._restore import (
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._state.files import write_atomic
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.restore import (
     RestoreError, STAGE_RECORD, export_since_stage, marks_of, timed, write_swap_record)
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._snapshot_store import FORMAT
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils import _volume_host as host
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.store import FORMAT
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain import volume_host as host
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._state import mounts
 
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._volume_options import VOLUME_BACKENDS, VOLUME_OPTIONS  # noqa: F401
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.volume_options import VOLUME_BACKENDS, VOLUME_OPTIONS  # noqa: F401
 
 
 class VolumeError(BrainError):
@@ -102,7 +103,7 @@ class VolumeBrain:
                               % (volume["id"], volume["zone"], instance["id"], instance["zone"]))
         if not os.path.isfile(self.path):
             raise VolumeError("the brain %s does not exist" % self.path)
-        mount = host.mount_of(self.path)
+        mount = mounts.mount_of(self.path)
         if mount["mount_point"] == "/":
             raise VolumeError("the brain %s is on the root filesystem; freezing or unmounting it would stop the host "
                               "(give the Engine's /data a volume of its own)" % self.path)
@@ -340,14 +341,14 @@ class VolumeBrain:
 
     def _put_back(self, loc, new_volume, deadline):
         point, entry, old = loc["mount"]["mount_point"], loc["mount"], loc["volume"]
-        if host.mounted_at(point) is not None and new_volume is not None:
+        if mounts.mounted_at(point) is not None and new_volume is not None:
             host.unmount(point)
         if new_volume is not None and self.provider.volume_state(new_volume) in ("attaching", "attached"):
             self.provider.detach({"id": new_volume}, self.device, deadline)
         if self.provider.volume_state(old["id"]) not in ("attaching", "attached"):
             self.provider.attach(old["id"], self.device, deadline)
         device = host.wait_for_device(self.candidates(old), deadline)
-        if host.mounted_at(point) is None:
+        if mounts.mounted_at(point) is None:
             host.mount(device, point, entry["fstype"], entry["options"])
 
     def verify(self, manifest):

@@ -15,8 +15,8 @@ __metaclass__ = type
 
 import os
 
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._volume_host import HostError
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._volume_host import mount_of as host_mount_of
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._errors import HostError
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._state.mounts import mount_of as host_mount_of
 
 TMP_DIRS = ("/tmp", "/var/tmp")
 RUNNER_DIR = "/runner"  # ansible-runner's private data dir in an AWX execution environment

@@ -11,9 +11,9 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.locate import containers_using
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._drain import drain
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._docker.drain import drain
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._errors import EngineDockerError
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._health import probe
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._judge.health import probe
 
 
 class EngineStop:

@@ -15,7 +15,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.base import BrainError
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.select import BRAIN_OPTIONS, make_backend
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._errors import EngineDockerError, EngineOpsError
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._snapshot_store import SnapshotStore, StoreError
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.store import SnapshotStore, StoreError
 
 DOCKER_OPTIONS = dict(
     docker_host=dict(type="str", aliases=["docker_url"]),
@@ -73,9 +73,9 @@ class EngineOpsModule(AnsibleModule):
 
     @property
     def docker(self):
-        """The Docker client (standard library, module_utils._docker_api), connected on first use."""
+        """The Docker client (standard library, module_utils._docker.api), connected on first use."""
         if self._docker is None:
-            from ansible_collections.engine_ops.lifecycle.plugins.module_utils._docker import EngineDocker
+            from ansible_collections.engine_ops.lifecycle.plugins.module_utils._docker.client import EngineDocker
             try:
                 self._docker = EngineDocker.connect(self.params["docker_host"], self.params["docker_timeout"])
             except EngineDockerError as exc:
@@ -97,7 +97,7 @@ class EngineOpsModule(AnsibleModule):
         except EngineDockerError as exc:
             self.fail_action("find the Engine", exc)
         if container is None and params.get("container"):
-            from ansible_collections.engine_ops.lifecycle.plugins.module_utils._image_switch import recover_interrupted_switch
+            from ansible_collections.engine_ops.lifecycle.plugins.module_utils._docker.image_switch import recover_interrupted_switch
             try:
                 container, note = recover_interrupted_switch(self.docker, params["container"],
                                                              self.check_mode or self.read_only)
@@ -161,7 +161,7 @@ class BrainModule(EngineOpsModule):
 
     def engine_stop(self, backend):
         """The Engine this brain operation may stop and start again (_engine_control.EngineStop), from the options."""
-        from ansible_collections.engine_ops.lifecycle.plugins.module_utils._engine_control import EngineStop
+        from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.engine_stop import EngineStop
         p = self.params
         return EngineStop(lambda: self.docker, self.container, backend, http_get, drain_timeout=p.get("drain_timeout"),
                           start_engine=p.get("start_engine", True), health_url=p.get("health_url"),
@@ -183,7 +183,7 @@ class BrainModule(EngineOpsModule):
         """The off-host S3 store when s3_bucket is set, else None (boto3 is imported only then)."""
         if not self.params.get("s3_bucket"):
             return None
-        from ansible_collections.engine_ops.lifecycle.plugins.module_utils._offsite import OffsiteError, S3Store
+        from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.offsite import OffsiteError, S3Store
         try:
             return S3Store(self.params, self.engine_name)
         except (OffsiteError, StoreError) as exc:

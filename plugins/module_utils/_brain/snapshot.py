@@ -15,8 +15,8 @@ import time
 from datetime import datetime
 
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.base import BrainError, brain_reads
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._files import fsync_path
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._snapshot_store import FORMAT, file_entries, sha256_file
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._state.files import fsync_path
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.store import FORMAT, file_entries, sha256_file
 
 
 def engine_metadata(container, image=None):

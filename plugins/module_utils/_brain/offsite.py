@@ -20,7 +20,7 @@ import shutil
 import time
 
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._errors import EngineOpsError
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._snapshot_store import (
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.store import (
     MANIFEST, MANIFEST_SUM, StoreError, check_name, check_relpath, entry_path, file_matches, read_manifest, sha256_file)
 
 OFFSITE_OPTIONS = dict(

@@ -19,7 +19,7 @@ import time
 from datetime import datetime
 
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.base import BrainError, JsonlExport
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._files import fsync_path, write_atomic
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._state.files import fsync_path, write_atomic
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._errors import EngineOpsError
 
 STAGE_BYTES_PER_SECOND = 300 * 1024 * 1024  # conservative copy rate used for the estimate only

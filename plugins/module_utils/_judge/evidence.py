@@ -19,7 +19,7 @@ import re
 import time
 import xml.etree.ElementTree as ET
 
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._health import percentile
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._judge.health import percentile
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._errors import EngineOpsError
 
 IGNORED_PATHS = ("/health",)

@@ -24,7 +24,7 @@ import re
 import shutil
 from datetime import datetime
 
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._files import ensure_dir, fsync_path, write_atomic
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._state.files import ensure_dir, fsync_path, write_atomic
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._errors import EngineOpsError
 
 MANIFEST = "manifest.json"

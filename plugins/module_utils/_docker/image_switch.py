@@ -20,12 +20,12 @@ import re
 import time
 from datetime import datetime
 
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._container_spec import recreate_spec, settings_view
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._docker.container_spec import recreate_spec, settings_view
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._errors import EngineDockerError, EngineOpsError
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._files import write_atomic
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._drain import drain, started_at
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._health import probe_once
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._version import TargetError, split_reference, target_reference
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._state.files import write_atomic
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._docker.drain import drain, started_at
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._judge.health import probe_once
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._docker.version import TargetError, split_reference, target_reference
 
 LABEL = "engine_ops.lifecycle."
 NEXT_SUFFIX = "-engine_ops-next"
