@@ -317,7 +317,8 @@ def bring_home(module, backend, store, snapshot_id):
             raise StoreError("snapshot %s of engine %s is neither in %s nor a completed %s snapshot"
                              % (snapshot_id, store.engine, store.base, backend.name))
         if not module.check_mode:
-            store.commit(store.partial(snapshot_id), manifest)
+            with store.entering(snapshot_id) as entry:  # rebuilt from the cloud snapshot's tags
+                entry.manifest = manifest
         else:
             plan = {"rebuild_manifest_from": "cloud tags", "cloud_snapshot": manifest["volume_snapshot"]}
             module.exit_json(changed=True, snapshot=snapshot_id, plan=plan)

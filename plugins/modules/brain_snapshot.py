@@ -342,19 +342,18 @@ def import_snapshot(module, store, snapshot_id):
                     imported_from={"engine": source.get("engine"), "id": source["id"], "created_at": source["created_at"]})
     if module.check_mode:
         module.exit_json(changed=True, snapshot=manifest, removed=[])
-    partial = store.partial(snapshot_id)
     try:
-        for entry in source.get("files") or []:
-            target = entry_path(partial, entry)
-            shutil.copyfile(os.path.join(source_dir, entry["name"]), target)
-            os.chmod(target, 0o600)
-            if not file_matches(partial, entry):
-                raise StoreError("the copy of %s does not match its checksum" % entry["name"])
-        store.commit(partial, manifest)
+        with store.entering(snapshot_id) as entering:
+            for entry in source.get("files") or []:
+                target = entry_path(entering.path, entry)
+                shutil.copyfile(os.path.join(source_dir, entry["name"]), target)
+                os.chmod(target, 0o600)
+                if not file_matches(entering.path, entry):
+                    raise StoreError("the copy of %s does not match its checksum" % entry["name"])
+            entering.manifest = manifest
         if p["rollback_target"]:
             store.set_rollback_target(snapshot_id)
     except (StoreError, OSError) as exc:
-        shutil.rmtree(partial, ignore_errors=True)
         module.fail_action("import %s" % source_dir, exc)
     module.exit_json(changed=True, snapshot=manifest, removed=[])
 

@@ -16,7 +16,6 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import os
-import shutil
 import time
 
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._errors import EngineOpsError
@@ -151,30 +150,27 @@ class S3Store:
         if not self.has(snapshot_id):
             raise OffsiteError("snapshot %s of engine %s is neither in the local store nor in %s"
                                % (snapshot_id, self.engine, self.location()))
-        partial = store.partial("fetch-" + snapshot_id)
+        total = 0
         try:
-            for name in (MANIFEST, MANIFEST_SUM):
-                self._get(snapshot_id, name, os.path.join(partial, name))
-            try:
-                manifest = read_manifest(partial, self.engine, expected_id=snapshot_id)
-            except StoreError as exc:
-                raise OffsiteError("the off-host manifest of %s: %s" % (snapshot_id, exc))
-            total = 0
-            for entry in manifest.get("files") or []:
-                path = entry_path(partial, entry)
-                self._get(snapshot_id, entry["name"], path)
-                if not file_matches(partial, entry):
-                    raise OffsiteError("the downloaded %s of snapshot %s does not match the checksum in its manifest"
-                                       % (entry["name"], snapshot_id))
-                os.chmod(path, 0o600)
-                total += entry["size"]
-            final = store.path(snapshot_id)
-            if os.path.exists(final):
-                raise OffsiteError("snapshot %s appeared in the local store while it was fetched" % snapshot_id)
-            os.rename(partial, final)
-        except BaseException:
-            shutil.rmtree(partial, ignore_errors=True)
-            raise
+            with store.entering(snapshot_id, name="fetch-" + snapshot_id) as entering:
+                partial = entering.path
+                for name in (MANIFEST, MANIFEST_SUM):
+                    self._get(snapshot_id, name, os.path.join(partial, name))
+                try:
+                    manifest = read_manifest(partial, self.engine, expected_id=snapshot_id)
+                except StoreError as exc:
+                    raise OffsiteError("the off-host manifest of %s: %s" % (snapshot_id, exc))
+                for entry in manifest.get("files") or []:
+                    path = entry_path(partial, entry)
+                    self._get(snapshot_id, entry["name"], path)
+                    if not file_matches(partial, entry):
+                        raise OffsiteError("the downloaded %s of snapshot %s does not match the checksum in its "
+                                           "manifest" % (entry["name"], snapshot_id))
+                    os.chmod(path, 0o600)
+                    total += entry["size"]
+                # no manifest set: the downloaded one, checked, is committed as it is
+        except StoreError as exc:
+            raise OffsiteError("snapshot %s could not be put into the local store: %s" % (snapshot_id, exc))
         return {"location": self.location(snapshot_id), "bytes": total, "seconds": round(time.monotonic() - began, 3)}
 
     def _get(self, snapshot_id, name, path):

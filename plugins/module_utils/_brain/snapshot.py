@@ -115,39 +115,43 @@ def take_snapshot(backend, store, snapshot_id, metadata, reason=None, pinned=Fal
                   now=time.monotonic, clock=datetime.utcnow):
     store.ensure()
     store.discard_partials()
-    partial = store.partial(snapshot_id)
     created_at = _stamp(clock())
     began = now()
     try:
-        names, description = backend.snapshot(partial)
-        jobs = {"problems": (backend.verify_snapshot, partial), "files": (file_entries, partial, names),
-                "durable": (fsync_files, partial, names)}
-        if description is None:
-            jobs["description"] = (backend.describe_snapshot, partial)
-        done = parallel(jobs)  # integrity check, checksums and counts read the same copy: overlap them
-        if done["problems"]:
-            raise BrainError("the new snapshot failed verification: %s" % "; ".join(done["problems"][:3]))
-        files = done["files"]
-        description = description or done["description"]
-        manifest = {
-            "format": FORMAT, "id": snapshot_id, "engine": store.engine, "created_at": created_at,
-            "backend": backend.name, "source": backend.location(),
-            "size_bytes": sum(f["size"] for f in files), "files": files,
-            "schema_fingerprint": description["fingerprint"], "schema": description["schema"],
-            "tables": description["tables"],
-            "row_counts": dict((t, info["rows"]) for t, info in description["tables"].items()),
-            "reason": reason, "pinned": bool(pinned), "encryption_key_fingerprint": key_fingerprint,
-        }
-        reads = brain_reads(description)
-        if reads:
-            manifest["brain_reads"] = reads
-        manifest.update(metadata)
-        manifest["duration_seconds"] = round(now() - began, 3)
-        store.commit(partial, manifest)
+        with store.entering(snapshot_id) as entry:  # a partial snapshot is never left to look valid
+            manifest = _take_into(entry.path, backend, store, snapshot_id, metadata, reason, pinned, key_fingerprint,
+                                  created_at, began, now)
+            entry.manifest = manifest
     except (BrainError, OSError) as exc:
-        shutil.rmtree(partial, ignore_errors=True)  # a partial snapshot is never left to look valid
         raise BrainError("%s; the partial snapshot was removed and nothing was recorded" % exc)
-    except BaseException:
-        shutil.rmtree(partial, ignore_errors=True)
-        raise
+    return manifest
+
+
+def _take_into(partial, backend, store, snapshot_id, metadata, reason, pinned, key_fingerprint, created_at, began,
+               now):
+    """Copy, verify, checksum and describe the brain into `partial`; the manifest."""
+    names, description = backend.snapshot(partial)
+    jobs = {"problems": (backend.verify_snapshot, partial), "files": (file_entries, partial, names),
+            "durable": (fsync_files, partial, names)}
+    if description is None:
+        jobs["description"] = (backend.describe_snapshot, partial)
+    done = parallel(jobs)  # integrity check, checksums and counts read the same copy: overlap them
+    if done["problems"]:
+        raise BrainError("the new snapshot failed verification: %s" % "; ".join(done["problems"][:3]))
+    files = done["files"]
+    description = description or done["description"]
+    manifest = {
+        "format": FORMAT, "id": snapshot_id, "engine": store.engine, "created_at": created_at,
+        "backend": backend.name, "source": backend.location(),
+        "size_bytes": sum(f["size"] for f in files), "files": files,
+        "schema_fingerprint": description["fingerprint"], "schema": description["schema"],
+        "tables": description["tables"],
+        "row_counts": dict((t, info["rows"]) for t, info in description["tables"].items()),
+        "reason": reason, "pinned": bool(pinned), "encryption_key_fingerprint": key_fingerprint,
+    }
+    reads = brain_reads(description)
+    if reads:
+        manifest["brain_reads"] = reads
+    manifest.update(metadata)
+    manifest["duration_seconds"] = round(now() - began, 3)
     return manifest

@@ -22,6 +22,7 @@ import json
 import os
 import re
 import shutil
+from contextlib import contextmanager
 from datetime import datetime
 
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._state.files import ensure_dir, fsync_path, write_atomic
@@ -112,15 +113,39 @@ class SnapshotStore:
                 if name.startswith(".partial-"):
                     shutil.rmtree(os.path.join(self.base, name), ignore_errors=True)
 
-    def commit(self, partial_dir, manifest):
-        """Write the manifest with its checksum and move the verified snapshot into place."""
-        write_manifest(partial_dir, manifest)
+    def commit(self, partial_dir, manifest=None, snapshot_id=None):
+        """Move a filled partial snapshot into place: its manifest written with its checksum (or, with none given,
+        the one already in it checked: snapshot `snapshot_id` of this Engine), then one rename, so a snapshot is
+        either whole in the store or not there."""
+        if manifest is not None:
+            write_manifest(partial_dir, manifest)
+        else:
+            manifest = read_manifest(partial_dir, self.engine, expected_id=snapshot_id)
         final = self.path(manifest["id"])
         if os.path.exists(final):
             raise StoreError("snapshot %s already exists" % manifest["id"])
         os.rename(partial_dir, final)
         fsync_path(self.base)
         return final
+
+    @contextmanager
+    def entering(self, snapshot_id, name=None):
+        """The one way into the store (a snapshot taken, adopted, imported, fetched from S3, or a cloud snapshot's
+        manifest): a fresh partial directory to fill; when the block ends the snapshot is committed with the
+        manifest set on the entry (or the one written into the directory), and on any error the partial directory
+        is removed, so nothing half-made ever looks like a snapshot.
+
+            with store.entering(snapshot_id) as entry:
+                ...write files into entry.path...
+                entry.manifest = manifest
+        """
+        entry = StoreEntry(self.partial(name or snapshot_id))
+        try:
+            yield entry
+            entry.final = self.commit(entry.path, entry.manifest, snapshot_id)
+        except BaseException:
+            shutil.rmtree(entry.path, ignore_errors=True)
+            raise
 
     def ids(self):
         if not os.path.isdir(self.base):
@@ -162,6 +187,13 @@ class SnapshotStore:
         shutil.rmtree(self.path(snapshot_id))
         if self.rollback_target() == snapshot_id:
             os.unlink(os.path.join(self.base, TARGET_MARKER))
+
+
+class StoreEntry:
+    """A snapshot on its way into the store (SnapshotStore.entering): where to write, and its manifest."""
+
+    def __init__(self, path):
+        self.path, self.manifest, self.final = path, None, None
 
 
 def links_in(directory):

@@ -200,8 +200,8 @@ class VolumeBrain:
                         duration_seconds=round(self.now() - began, 3))
         if health is not None:
             manifest["health_after_drain"] = health
-        partial = store.partial(snapshot_id)
-        store.commit(partial, manifest)
+        with store.entering(snapshot_id) as entry:  # the manifest is all a volume snapshot keeps on the host
+            entry.manifest = manifest
         return manifest
 
     def _discard(self, cloud_id):

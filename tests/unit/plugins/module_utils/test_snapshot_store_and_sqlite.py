@@ -126,3 +126,46 @@ def test_the_store_tolerates_another_engine_creating_it_at_the_same_moment(tmp_p
     store = SnapshotStore(str(tmp_path / "store"), "engine-a")
     store.ensure()
     assert real_os.path.isdir(store.base)
+
+
+def _manifest(store, sid, directory, name="data.bin"):
+    with open(os.path.join(directory, name), "wb") as handle:
+        handle.write(b"brain")
+    from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.store import file_entries
+    return {"format": 1, "id": sid, "engine": store.engine, "created_at": "2026-12-07T00:00:00.000000Z",
+            "backend": "sqlite", "files": file_entries(directory, [name])}
+
+
+def test_the_one_way_into_the_store_commits_whole_or_leaves_nothing(tmp_path):
+    from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.store import SnapshotStore, StoreError
+
+    store = SnapshotStore(str(tmp_path / "store"), "engine-1")
+    with store.entering("s1") as entry:
+        entry.manifest = _manifest(store, "s1", entry.path)
+    assert store.ids() == ["s1"] and store.load("s1", verify_files=True)["id"] == "s1"
+    assert entry.final == store.path("s1")
+
+    with pytest.raises(RuntimeError):  # any failure while filling: no partial directory, no snapshot
+        with store.entering("s2") as entry:
+            _manifest(store, "s2", entry.path)
+            raise RuntimeError("copy interrupted")
+    assert store.ids() == ["s1"] and sorted(os.listdir(store.base)) == ["s1"]
+
+    with pytest.raises(StoreError, match="already exists"):  # never over an existing snapshot
+        with store.entering("s1", name="again") as entry:
+            entry.manifest = _manifest(store, "s1", entry.path)
+    assert sorted(os.listdir(store.base)) == ["s1"]
+
+    # a manifest written into the directory (a fetched snapshot) is checked and committed as it is
+    from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.store import write_manifest
+    with store.entering("s3", name="fetch-s3") as entry:
+        write_manifest(entry.path, _manifest(store, "s3", entry.path))
+    assert store.ids() == ["s1", "s3"]
+    with pytest.raises(StoreError):  # one that does not hold together is refused, and nothing stays
+        with store.entering("s4", name="fetch-s4") as entry:
+            write_manifest(entry.path, _manifest(store, "s4", entry.path))
+            with open(os.path.join(entry.path, "data.bin"), "ab") as handle:
+                handle.write(b"tampered")
+            from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.store import read_manifest
+            read_manifest(entry.path, "engine-1", verify_files=True)
+    assert store.ids() == ["s1", "s3"] and sorted(os.listdir(store.base)) == ["s1", "s3"]
