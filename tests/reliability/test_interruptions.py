@@ -48,7 +48,9 @@ def run_again_and_check(upgraded, resumed=True):
     rc, report = run_playbook("playbooks/rollback.yml", upgraded.inventory, *ROLLBACK)
     assert rc == 0 and not failures(report), (report["stats"], report["_stderr"][-2000:])
     plan = task_results(report, "Show the rollback plan")[0]["msg"]
-    assert any(("resuming an interrupted run" in line) == resumed for line in plan if "run" in line), plan
+    # the plan's one line that says it: "new run", or "resuming an interrupted run; phases already done: ..."
+    said = [line for line in plan if line == "new run" or line.startswith("resuming an interrupted run")]
+    assert len(said) == 1 and said[0].startswith("resuming") == resumed, plan
     row = report_rows(upgraded.work, "rollback")[upgraded.engine.name]
     assert row["result"] in FINISHED, row
     upgraded.assert_rolled_back_once(row["export_dir"])
