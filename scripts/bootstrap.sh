@@ -41,8 +41,9 @@ missing=()
 docker info >/dev/null 2>&1 || command -v dockerd >/dev/null 2>&1 || missing+=(docker.io)
 # losetup/fsfreeze/mkfs.ext4 (util-linux, e2fsprogs) for the volume snapshot tests; rsvg-convert renders drill timelines;
 # docker-compose (1.29, the only compose installable here) brings up the compose-managed Engine of the compose tests;
-# docker-registry (a real registry, htpasswd auth from apache2-utils' htpasswd) serves the registry tests.
-for tool in mmdebstrap:mmdebstrap zstd:zstd shellcheck:shellcheck curl:curl rsvg-convert:librsvg2-bin \
+# docker-registry (a real registry, htpasswd auth from apache2-utils' htpasswd) serves the registry tests;
+# systemd-analyze (package systemd; no systemd needs to run) verifies the drill schedule's units.
+for tool in systemd-analyze:systemd mmdebstrap:mmdebstrap zstd:zstd shellcheck:shellcheck curl:curl rsvg-convert:librsvg2-bin \
             fsfreeze:util-linux losetup:mount mkfs.ext4:e2fsprogs docker-compose:docker-compose \
             docker-registry:docker-registry htpasswd:apache2-utils; do
   command -v "${tool%%:*}" >/dev/null 2>&1 || missing+=("${tool#*:}")
@@ -168,15 +169,19 @@ PY
   echo "$ANSIBLE_WHEEL_VERSION $COLL_WANTED" >"$COLL/.stamp"
 fi
 # This checkout is engine_ops.lifecycle for ansible-playbook and ansible-lint (not for ansible-test,
-# which refuses symlinks and gets a real copy from scripts/sanity.sh).
+# which refuses symlinks and gets a real copy from scripts/run_tests.py's sanity layer).
 mkdir -p "$COLL/ansible_collections/engine_ops"
 ln -sfn "$REPO" "$COLL/ansible_collections/engine_ops/lifecycle"
 
 # -- ansible-test: offline stand-in for its get-pip download ---------------------------------------
 AT=$("$VENV/bin/python" -c 'import ansible_test, os; print(os.path.dirname(ansible_test.__file__))')
 PIPV=$(grep -oP "pip='\K[0-9.]+" "$AT/_internal/python_requirements.py" | head -n1)
-mkdir -p ~/.ansible/test/cache
-cat >~/.ansible/test/cache/get_pip_"${PIPV//./_}".py <<'PY'
+# The tests run with a home of their own (scripts/run_tests.py sets HOME=$TEST_HOME), so what Ansible, ansible-lint,
+# ansible-test and the roles keep under ~ (~/.ansible, ~/.ansible_async, ~/.engine_ops) never touches the user's.
+# ansible-test looks for this stand-in under that home.
+TEST_HOME="$WORK/home"
+mkdir -p "$TEST_HOME/.ansible/test/cache"
+cat >"$TEST_HOME/.ansible/test/cache/get_pip_${PIPV//./_}.py" <<'PY'
 # Stand-in for get-pip.py: CPython's bundled pip wheel installs the requested pip from PyPI.
 import glob, os, sys, ensurepip
 args = [a for a in sys.argv[1:] if a not in ('--no-setuptools', '--no-wheel')]
@@ -193,6 +198,7 @@ export ENGINE_OPS_WORK='$WORK'
 export VIRTUAL_ENV='$VENV'
 export PATH='$VENV/bin':"\$PATH"
 export ANSIBLE_COLLECTIONS_PATH='$COLL'
+export ENGINE_OPS_TEST_HOME='$TEST_HOME'
 export PIP_CONFIG_FILE=/dev/null PIP_DISABLE_PIP_VERSION_CHECK=1
 export ENGINE_OPS_PG_HOST=127.0.0.1 ENGINE_OPS_PG_PORT='$PG_PORT' ENGINE_OPS_PG_USER=engine_ops
 export ENGINE_OPS_PG_ADMIN_USER=engine_ops_admin

@@ -22,8 +22,11 @@ LAYERS = ("unit", "sanity", "lint", "integration", "reliability", "molecule")
 
 
 class Result:
-    def __init__(self, layer, passed=0, failed=0, note=""):
-        self.layer, self.passed, self.failed, self.note = layer, passed, failed, note
+    """What one layer ran, in its own unit: test cases (pytest), sanity tests, files linted or verify checks."""
+
+    def __init__(self, layer, passed=0, failed=0, note="", unit="test cases"):
+        self.layer, self.passed, self.failed, self.note, self.unit = layer, passed, failed, note, unit
+        self.seconds = 0.0
 
     @property
     def ok(self):
@@ -103,12 +106,12 @@ def sanity():
     failed_count = int(failing[0]) if failing else 0
     if rc != 0 and not failed_count:
         failed_count = 1
-    return Result("sanity", len(ran) - failed_count, failed_count, "%d sanity tests ran" % len(ran))
+    return Result("sanity", len(ran) - failed_count, failed_count, unit="sanity tests")
 
 
 def lint():
-    # ansible-lint installs this collection into ~/.ansible/collections once and then prefers that copy;
-    # a stale copy from an older checkout would hide new roles, so it is removed before each run.
+    # ansible-lint installs this collection into ~/.ansible/collections (the tests' home) once and then prefers that
+    # copy; a stale copy from an older checkout would hide new roles, so it is removed first.
     shutil.rmtree(os.path.expanduser("~/.ansible/collections/ansible_collections/engine_ops/lifecycle"),
                   ignore_errors=True)
     env = dict(os.environ, NO_COLOR="1")
@@ -116,11 +119,13 @@ def lint():
                      log_name="lint.log")
     match = re.search(r"(Passed|Failed): (\d+) failure\(s\), (\d+) warning\(s\) (?:on|in) (\d+) files", output)
     if not match:
-        return Result("lint", 0, 1, "ansible-lint printed no summary (exit %d)" % rc)
+        return Result("lint", 0, 1, "ansible-lint printed no summary (exit %d)" % rc, unit="files linted")
     files, failures = int(match.group(4)), int(match.group(2))
     if rc != 0 and failures == 0:
         failures = 1
-    return Result("lint", files if not failures else 0, failures, "%d files linted" % files)
+    # ansible-lint reports failures (rule violations), not failing files: every file is counted, clean or not.
+    return Result("lint", files - min(failures, files), failures, "%d rule violations" % failures if failures else "",
+                  unit="files linted")
 
 
 def molecule():
@@ -147,9 +152,9 @@ def molecule():
     if rc != 0 and not failed:
         failed = 1
     if not passed and not failed:
-        return Result("molecule", 0, 1, "molecule ran no verify checks (exit %d)" % rc)
-    return Result("molecule", passed, failed, "%d scenarios (%s): verify checks x Engines"
-                  % (len(scenarios), ", ".join(sorted(scenarios))))
+        return Result("molecule", 0, 1, "molecule ran no verify checks (exit %d)" % rc, unit="verify checks")
+    return Result("molecule", passed, failed, "%d scenarios (%s), each check counted once per Engine"
+                  % (len(scenarios), ", ".join(sorted(scenarios))), unit="verify checks")
 
 
 def main(argv):
@@ -166,20 +171,56 @@ def main(argv):
         "reliability": lambda: pytest_layer("reliability", ["tests/reliability"]),
         "molecule": molecule,
     }
+    # Every layer runs with a home of its own under the work dir: what Ansible, ansible-lint, ansible-test, molecule
+    # and the roles keep under ~ lands there, and the user's own home is checked to be as it was.
+    user_home = os.path.expanduser("~")
+    os.environ["HOME"] = os.environ.get("ENGINE_OPS_TEST_HOME") or os.path.join(WORK, "home")
+    os.makedirs(os.environ["HOME"], exist_ok=True)
+    watched = [os.path.join(user_home, name) for name in (".ansible", ".ansible_async", ".engine_ops")]
+    before = set().union(*(tree(path) for path in watched))
     results = []
     for layer in layers:
         began = time.monotonic()
         print("\n===== layer %s =====" % layer, flush=True)
         result = actions[layer]()
-        result.note = ("%s; " % result.note if result.note else "") + "%.0fs" % (time.monotonic() - began)
+        result.seconds = time.monotonic() - began
+        written = sorted(set().union(*(tree(path) for path in watched)) - before)
+        if written:  # the tests keep every artefact under the work dir
+            result.failed += 1
+            result.note = ("%s; " % result.note if result.note else "") + "wrote into the user's home: %s" % (
+                ", ".join(written[:5]) + (" ..." if len(written) > 5 else ""))
+            before |= set(written)
         results.append(result)
-    print("\n===== summary =====")
+    print(summary(results))
+    return 0 if all(r.ok for r in results) else 1
+
+
+def tree(top):
+    """`top` and every path under it (nothing when it does not exist)."""
+    found = set([top]) if os.path.lexists(top) else set()
+    for folder, dirs, files in os.walk(top):
+        found.update(os.path.join(folder, name) for name in dirs + files)
+    return found
+
+
+def summary(results):
+    """One line per layer in its own unit with its duration; the closing line counts test cases only (pytest's), and
+    names any other layer that failed, so checks of different kinds are never added up."""
+    lines = ["", "===== summary ====="]
     for r in results:
         state = "ok" if r.ok else ("NO TESTS" if r.passed == 0 and r.failed == 0 else "FAILED")
-        print("%-12s %-8s %4d passed %4d failed  (%s)" % (r.layer, state, r.passed, r.failed, r.note))
-    passed, failed = sum(r.passed for r in results), sum(r.failed for r in results)
-    print("%d passed, %d failed" % (passed, failed))
-    return 0 if all(r.ok for r in results) else 1
+        lines.append("%-12s %-8s %4d passed %4d failed  %-14s %6.0fs%s"
+                     % (r.layer, state, r.passed, r.failed, r.unit, r.seconds, "  (%s)" % r.note if r.note else ""))
+    cases = [r for r in results if r.unit == "test cases"]
+    others = [r for r in results if r.unit != "test cases"]
+    closing = "%d passed, %d failed" % (sum(r.passed for r in cases), sum(r.failed for r in cases))
+    closing += " (test cases of %s)" % ", ".join(r.layer for r in cases) if cases else " (no test case layer ran)"
+    if others:
+        bad = [r.layer for r in others if not r.ok]
+        closing += "; %s: %s" % (", ".join(r.layer for r in others), "FAILED " + ", ".join(bad) if bad else "ok")
+    lines.append("total %.0fs" % sum(r.seconds for r in results))
+    lines.append(closing)
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":
