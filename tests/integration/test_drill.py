@@ -233,3 +233,29 @@ def test_a_missing_or_wrong_engine_key_is_refused_before_anything_changes(
 def docker_client_image(engine):
     engine.container.reload()
     return engine.container.attrs["Config"]["Image"]
+
+
+@pytest.mark.parametrize("case, extra, expected", [
+    ("bad-calendar", {"drill_schedule_calendar": "every third tuesday"},
+     "systemd-analyze verify rejected the drill units: "),
+    ("no-systemd-analyze", {"drill_schedule_systemd_analyze": "/nonexistent/systemd-analyze"},
+     "/nonexistent/systemd-analyze is not installed on localhost, so the units could not be verified")])
+def test_units_that_cannot_be_verified_are_refused_with_nothing_installed(tmp_path, case, extra, expected):
+    settings = {"drill_schedule_method": "systemd", "drill_schedule_inventory": "/etc/engine_ops/staging.yml",
+                "drill_schedule_log": str(tmp_path / "log" / "drill.log"), "drill_schedule_unit_dir": str(tmp_path / "units"),
+                "drill_schedule_script": str(tmp_path / "bin" / "engine-ops-drill"), "drill_schedule_working_dir": str(tmp_path),
+                "drill_schedule_activate": False}
+    for folder in ("units", "bin", "scratch"):
+        (tmp_path / folder).mkdir()
+    inventory = write_inventory(tmp_path, "control", {"localhost": {}})
+    rc, report = run_playbook("playbooks/drill_schedule.yml", inventory, "-e", json.dumps(dict(settings, **extra)),
+                              env={"TMPDIR": str(tmp_path / "scratch")})  # where the role's scratch directory goes
+    assert rc != 0
+    messages = failed_messages(report)
+    assert any(expected in m and m.endswith("nothing was changed (no script, no units in %s, no timer)"
+                                            % settings["drill_schedule_unit_dir"]) for m in messages), messages
+    if case == "bad-calendar":
+        assert any("every third tuesday" in m for m in messages), messages  # systemd-analyze's own words
+    assert not os.listdir(str(tmp_path / "units")) and not os.listdir(str(tmp_path / "bin"))
+    assert not (tmp_path / "log").exists()
+    assert not [n for n in os.listdir(str(tmp_path / "scratch")) if n.startswith("engine-ops-drill-units.")]
