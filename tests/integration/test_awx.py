@@ -122,6 +122,125 @@ def test_the_apply_playbook_uses_only_options_the_awx_modules_document():
                    cwd=REPO, capture_output=True)
 
 
+def module_docs(module):
+    path = os.path.join(COLLECTIONS, "ansible_collections", "awx", "awx", "plugins", "modules",
+                        module.rsplit(".", 1)[-1] + ".py")
+    with open(path) as handle:
+        source = handle.read()
+    return yaml.safe_load(source.split("DOCUMENTATION = '''", 1)[1].split("'''", 1)[0])["options"]
+
+
+def argument_spec(documented):
+    """An Ansible argument spec from a module's documented options, suboptions included, at every depth."""
+    spec = {}
+    for name, doc in documented.items():
+        entry = {"type": doc.get("type", "str")}
+        for key in ("choices", "elements", "aliases", "required"):
+            if key in doc:
+                entry[key] = doc[key]
+        if "suboptions" in doc:
+            entry["options"] = argument_spec(doc["suboptions"])
+        spec[name] = entry
+    return spec
+
+
+SURVEY_TYPES = ("text", "textarea", "password", "integer", "float", "multiplechoice", "multiselect")
+
+
+def survey_spec_problems(where, survey):
+    """What AWX's API would refuse in a survey_spec (its SurveySpec validation), [] when all is well."""
+    problems = []
+    if not isinstance(survey, dict) or not isinstance(survey.get("spec"), list):
+        return ["%s: survey_spec needs a 'spec' list" % where]
+    for key in ("name", "description"):
+        if not isinstance(survey.get(key), str):
+            problems.append("%s: survey_spec '%s' must be a string" % (where, key))
+    seen = set()
+    for question in survey["spec"]:
+        var = question.get("variable")
+        for key in ("question_name", "variable", "type"):
+            if not isinstance(question.get(key), str) or not question.get(key):
+                problems.append("%s: question %s lacks '%s'" % (where, var, key))
+        if var in seen:
+            problems.append("%s: variable '%s' asked twice" % (where, var))
+        seen.add(var)
+        kind, default = question.get("type"), question.get("default")
+        if kind not in SURVEY_TYPES:
+            problems.append("%s: '%s' has type %r, not one of %s" % (where, var, kind, SURVEY_TYPES))
+        if not isinstance(question.get("required", False), bool):
+            problems.append("%s: 'required' of '%s' must be true or false" % (where, var))
+        low, high = question.get("min"), question.get("max")
+        for bound in (low, high):
+            if bound is not None and not isinstance(bound, int):
+                problems.append("%s: min/max of '%s' must be integers" % (where, var))
+        if kind in ("multiplechoice", "multiselect"):
+            choices = question.get("choices")
+            choices = choices.split("\n") if isinstance(choices, str) else choices
+            if not isinstance(choices, list) or not choices or not all(isinstance(c, str) for c in choices):
+                problems.append("%s: choices of '%s' must be a list of strings" % (where, var))
+            elif default not in (None, "") and not set(str(default).split("\n")) <= set(choices):
+                problems.append("%s: default %r of '%s' is not one of its choices" % (where, default, var))
+        elif kind in ("integer", "float") and default not in (None, ""):
+            number = int if kind == "integer" else (int, float)
+            if not isinstance(default, number) or isinstance(default, bool):
+                problems.append("%s: default of '%s' is not a%s" % (where, var, "n integer" if kind == "integer" else " number"))
+            elif (low is not None and default < low) or (high is not None and default > high):
+                problems.append("%s: default of '%s' is outside [%s, %s]" % (where, var, low, high))
+        elif kind in ("text", "textarea", "password") and default not in (None, ""):
+            if not isinstance(default, str):
+                problems.append("%s: default of '%s' is not a string" % (where, var))
+            elif (low is not None and len(default) < low) or (high is not None and len(default) > high):
+                problems.append("%s: default of '%s' is not %s..%s characters long" % (where, var, low, high))
+    return problems
+
+
+def rendered_tasks():
+    """The tasks of apply.yml with their arguments templated as Ansible would (one per loop item)."""
+    from ansible.parsing.dataloader import DataLoader
+    from ansible.template import Templar
+    loader = DataLoader()
+    variables = dict(loader.load_from_file(os.path.join(AWX_DIR, "objects.yml"), trusted_as_template=True))
+    [play] = loader.load_from_file(os.path.join(AWX_DIR, "apply.yml"), trusted_as_template=True)
+    templar = Templar(loader=loader, variables=variables)
+    variables.update((name, templar.template(value)) for name, value in play["vars"].items())
+    for task in play["tasks"]:
+        module = [k for k in task if k.startswith("awx.awx.")][0]
+        items = Templar(loader=loader, variables=variables).template(task["loop"]) if "loop" in task else [None]
+        for item in items:
+            scope = dict(variables, item=item) if item is not None else variables
+            yield task["name"], module, Templar(loader=loader, variables=scope).template(task[module])
+
+
+def test_every_awx_object_passes_its_modules_argument_spec_and_awx_survey_rules():
+    """Types, choices and nested options (workflow_nodes, related, unified_job_template) of every rendered task,
+    checked with Ansible's own argument validator against the awx.awx module's documentation; the surveys against
+    what AWX's API accepts."""
+    from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+    checked = surveys = 0
+    for name, module, args in rendered_tasks():
+        result = ArgumentSpecValidator(argument_spec(module_docs(module))).validate(json.loads(json.dumps(args)))
+        assert result.error_messages == [], (name, module, result.error_messages)
+        if "survey_spec" in args:
+            assert survey_spec_problems(name, args["survey_spec"]) == []
+            surveys += 1
+        checked += 1
+    assert checked == 5 + len(objects()["job_templates"]) and surveys == len(objects()["job_templates"]) + 1
+    # the checks can fail: a nested option of the wrong type, a choice the module refuses, a bad survey default
+    docs = argument_spec(module_docs("awx.awx.workflow_job_template"))
+    for node, words in [({"identifier": "a", "related": {"success_nodes": "rollback"}},
+                         "'success_nodes' found in 'workflow_nodes -> related' is of type str"),
+                        ({"identifier": "a", "job_type": "deploy"}, "job_type must be one of: run, check, got: deploy"),
+                        ({"identifier": "a", "related": {"failure_nodes": [{"identifier": "b", "colour": "red"}]}},
+                         "workflow_nodes.related.failure_nodes.colour")]:
+        errors = ArgumentSpecValidator(docs).validate({"name": "w", "workflow_nodes": [node]}).error_messages
+        assert any(words in e for e in errors), (node, errors)
+    bad_survey = {"name": "s", "description": "", "spec": [
+        {"variable": "v", "question_name": "q", "type": "multiplechoice", "choices": ["a"], "default": "b"},
+        {"variable": "n", "question_name": "q", "type": "integer", "default": 5, "min": 10, "max": 20},
+        {"variable": "n", "question_name": "q", "type": "checkbox"}]}
+    assert len(survey_spec_problems("bad", bad_survey)) == 4, survey_spec_problems("bad", bad_survey)
+
+
 JOB_IDS = iter(range(1000, 100000))
 
 
@@ -168,6 +287,11 @@ def test_a_rollback_job_with_survey_answers_returns_its_artifacts(engines, named
     inventory = write_inventory(tmp_path, "engines", hosts, group_vars)
     rc, report = run_playbook("playbooks/upgrade.yml", inventory, "-e", "version=2.4.0")
     assert rc == 0, report["_trailer"][-3000:]
+    bad_window = {}
+    for engine in members:  # turns on 2.4.0, after the pre-upgrade snapshot: the rollback must export exactly these
+        bad_window[engine.name] = ["%s-bad-%d" % (engine.name, n) for n in range(2)]
+        for request_id in bad_window[engine.name]:
+            engine.execute("bad window turn", request_id=request_id)
     answers = {"version": "v2.3.1", "reason": "AWX job: bad release", "rollback_data_rollback": "auto",
                "rollback_customer_impact": "false", "rollback_drain_timeout": 30, "rollback_serial": "100%"}
     result, artifacts = awx_job(tmp_path, "rollback.yml", hosts, "engines", answers, group_vars)
@@ -177,8 +301,14 @@ def test_a_rollback_job_with_survey_answers_returns_its_artifacts(engines, named
     for engine in members:
         row = rows[engine.name]
         assert row["result"] == "rolled_back" and row["to"] == "engine:2.3.1" and row["from"] == "engine:2.4.0"
-        assert row["data_rollback"] in (True, "True") and row["snapshot"] and row["verdict"] in ("hold", "rollback")
-        assert row["plan"]["data_rollback_mode"] == "auto" and int(row["plan"]["rows_to_export"]) >= 0
+        # 2.4.0 is healthy and its turns succeed: the evidence says hold, and the reason is what overrides it.
+        assert row["data_rollback"] in (True, "True") and row["snapshot"] and row["verdict"] == "hold", row
+        # Nothing was written between the plan and the swap, so the plan counted exactly what was exported.
+        assert row["plan"]["data_rollback_mode"] == "auto"
+        assert int(row["plan"]["rows_to_export"]) == int(row["rows_exported"]) >= len(bad_window[engine.name]), row
+        with open(os.path.join(row["export_dir"], "episodes.jsonl")) as handle:
+            exported = sorted(json.loads(line)["request_id"] for line in handle)
+        assert exported == sorted(bad_window[engine.name])
         assert row["reports"]["ledger"] == str(work / "ledger.jsonl")
         assert docker_client.containers.get(engine.name).image.id == docker_client.images.get("engine:2.3.1").id
     assert artifacts["engine_ops_settings"]["report_dir"] == str(work / "reports")
@@ -291,20 +421,27 @@ def test_the_workflow_rolls_back_to_its_own_target_after_a_failed_upgrade(
         engines, named, prefix, tmp_path, docker_client):
     """The workflow's nodes get its survey's extra vars (plus each node's extra data), as AWX passes them."""
     members, hosts, group_vars, work = fleet(engines, named, prefix, tmp_path, 1, "2.3.1")
-    group_vars["upgrade_health_timeout"] = 8  # the broken build never gets healthy: do not wait a minute for it
+    # The release is healthy but its evals are red: the upgrade fails after the switch and, with the workflow's
+    # upgrade_auto_rollback=false, leaves the Engine on it for the approval node. (A release whose /health fails
+    # would be reverted by the switch itself, and the rollback node would find nothing to do.)
+    group_vars["upgrade_eval_command"] = "false"
     engine = members[0]
     workflow = objects()["workflow"]
-    survey = {"version": "2.4.0-broken-health", "rollback_version": "2.3.1", "reason": "workflow test"}
+    survey = {"version": "2.4.0-broken-errors", "rollback_version": "2.3.1", "reason": "workflow test"}
     upgrade, upgrade_artifacts = awx_job(tmp_path, "upgrade.yml", hosts, "engines",
                                          dict(survey, **workflow["upgrade_extra_data"]), group_vars)
     assert upgrade.status == "failed"  # -> the approval node, then:
     row = upgrade_artifacts["engine_ops_upgrade"][engine.name]
-    assert row["result"] == "failed" and row["rolled_back"] in (False, "False") and row["snapshot"]
+    assert row["result"] == "failed" and row["rolled_back"] in (False, "False") and row["snapshot"], row
+    broken = docker_client.images.get("engine:2.4.0-broken-errors").id
+    assert docker_client.containers.get(engine.name).image.id == broken  # left for the approval node
     rollback, artifacts = awx_job(tmp_path, "rollback.yml", hosts, "engines",
                                   dict(survey, **workflow["rollback_extra_data"]), group_vars)
     assert rollback.status == "successful", rollback.stdout.read()[-3000:]
     result = artifacts["engine_ops_rollback"][engine.name]
-    assert result["to"] == "engine:2.3.1" and result["result"] in ("rolled_back", "already_current"), result
+    assert result["to"] == "engine:2.3.1" and result["from"] == "engine:2.4.0-broken-errors", result
+    assert result["result"] == "rolled_back" and result["data_rollback"] in (True, "True"), result
+    assert result["snapshot"] == row["snapshot"]  # the upgrade's pinned snapshot
     assert docker_client.containers.get(engine.name).image.id == docker_client.images.get("engine:2.3.1").id
     assert engine.health()[1]["status"] == "ok"
     assert sorted(r[1] for r in engine.rows("episodes")) == sorted("%s-%d" % (engine.name, n) for n in range(3))

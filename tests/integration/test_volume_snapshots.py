@@ -11,7 +11,6 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
 
 import boto3
@@ -150,15 +149,18 @@ def test_ebs_snapshot_and_restore_end_to_end(ebs):
     assert planned["changed"] and planned["snapshot"]["plan"]["volume_id"] == ebs.volume, planned.get("msg")
     assert not ebs.ec2.describe_snapshots(OwnerIds=["self"])["Snapshots"]  # check mode took nothing
 
-    began = time.monotonic()
     taken = run_module("brain_snapshot", dict(ebs.args, reason="pre-upgrade", pinned=True, rollback_target=True))
     assert taken["changed"] and not taken.get("failed"), taken.get("msg")
     manifest = taken["snapshot"]
     cloud = manifest["volume_snapshot"]["snapshot_id"]
     assert manifest["backend"] == "ebs" and manifest["row_counts"]["episodes"] == 3 and manifest["files"] == []
-    assert manifest["timings"]["frozen"] < 5 and manifest["progress"], manifest
-    assert any(s["state"] == "pending" for s in manifest["progress"]), manifest["progress"]  # waited through the pending state
-    assert time.monotonic() - began >= 1.0
+    # Structure, not speed (the benchmarks time it): frozen, then waited, both inside the snapshot's duration; the
+    # progress samples are in order and went through the pending state to completed.
+    timings, progress = manifest["timings"], manifest["progress"]
+    assert sorted(timings) == ["frozen", "wait"] and min(timings.values()) >= 0, manifest
+    assert timings["frozen"] + timings["wait"] <= manifest["duration_seconds"], manifest
+    assert [p["seconds"] for p in progress] == sorted(p["seconds"] for p in progress), progress
+    assert progress[0]["state"] == "pending" and progress[-1]["state"] == "completed", progress
     snap = ebs.ec2.describe_snapshots(SnapshotIds=[cloud])["Snapshots"][0]
     snap_tags = dict((t["Key"], t["Value"]) for t in snap["Tags"])
     assert snap_tags["engine_ops:engine"] == engine.container.name and snap_tags["engine_ops:id"] == manifest["id"]
