@@ -236,8 +236,8 @@ def main():
             engine.stop()
             replaced = backend.swap_back(p["undo"], stamp)
         except (BrainError, OSError, EngineDockerError) as exc:
-            engine.start_if_stopped()
-            module.fail_action("undo", exc)
+            dummy, said = engine.after_failure()
+            module.fail_action("undo", "%s%s" % (exc, said))
         module.exit_json(changed=True, aside=replaced, health=engine.start())
 
     snapshot_id = p["id"] or store.rollback_target()
@@ -294,19 +294,9 @@ def main():
         details = dict(result, **exc.result)
         module.fail_action("restore snapshot %s" % snapshot_id, exc, changed=exc.changed, **details)
     except (BrainError, OSError, EngineDockerError) as exc:
-        restarted = engine.start_if_stopped()
-        module.fail_action("restore snapshot %s" % snapshot_id, "%s%s" % (exc, engine_after(restarted)), changed=True,
-                           **result)
+        dummy, said = engine.after_failure()
+        module.fail_action("restore snapshot %s" % snapshot_id, "%s%s" % (exc, said), changed=True, **result)
     finish(module, result, outcome, "brain")
-
-
-def engine_after(restarted):
-    """What became of an Engine the failed restore had stopped, for the failure message."""
-    if restarted is None:
-        return ""
-    if restarted.get("healthy"):
-        return "; the Engine was started again"
-    return "; the Engine is left stopped (%s)" % restarted.get("reason")
 
 
 def bring_home(module, backend, store, snapshot_id):

@@ -201,6 +201,11 @@ reverted:
   description: The new Engine was not healthy and the old container was restored.
   returned: always
   type: bool
+recorded_interrupted_switch:
+  description: The Engine already ran the target because of a switch whose run was interrupted before it wrote its
+    record (the container carries the switch's labels); the record was written now (not in check mode).
+  returned: when the Engine already runs the target
+  type: bool
 compose_file_updated:
   description: The compose file's image was changed (or, for an image in a variable, the env file's line).
   returned: when a compose file is used
@@ -224,7 +229,7 @@ from ansible_collections.engine_ops.lifecycle.plugins.module_utils._errors impor
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._judge.health import probe
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._docker.image_switch import (
     SwitchError, diff, health_url_for, health_url_problem, image_record, plan, read_state, record_switch, resolve_target,
-    run_reference, state_path, switch, write_state)
+    run_reference, state_path, switch, unrecorded_switch, write_state)
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._docker.registry_auth import (
     RegistryAuthError, credentials, header, registry_of)
 
@@ -375,6 +380,17 @@ def main():
         result.update(compose_file_updated=compose["changed"], compose=compose["report"])
     compose_changed = compose["changed"]
     if target["id"] == container["Image"]:
+        # A switch killed after it started the new container never wrote its record: written now, from the labels
+        # the switch put on the container, so the history (and `previous`, `resolve: recorded`) knows it.
+        found = unrecorded_switch(state, container, target)
+        if found and not module.check_mode:
+            try:
+                write_state(path, record_switch(state, found[0], target, container["Id"], clock=lambda: found[1]))
+                module.warn("%s runs %s from a switch whose record was never written (the run doing it was "
+                            "interrupted); the record was written now" % (name, target["reference"]))
+            except (IOError, OSError) as exc:
+                module.warn("the record of an interrupted switch could not be written to %s: %s" % (path, exc))
+        result["recorded_interrupted_switch"] = bool(found)
         if compose_changed and not module.check_mode:
             write_compose(module, compose["files"])
         result["changed"] = compose_changed

@@ -5,6 +5,7 @@ Used by the fleet, notify and aftermath tests and by tests/reliability.
 
 import json
 import os
+import signal
 import subprocess
 import uuid
 
@@ -63,6 +64,51 @@ def spawn_playbook(inventory, *args, env=None, playbook="playbooks/rollback.yml"
     return subprocess.Popen(["ansible-playbook", "-i", inventory, os.path.join(REPO, playbook)] + list(args),
                             cwd=REPO, env=environ, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             start_new_session=True)
+
+
+def descendants(pid):
+    """Every process below `pid` (children, theirs, ...), read from /proc."""
+    children = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % entry) as handle:
+                ppid = int(handle.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        children.setdefault(ppid, []).append(int(entry))
+    found, todo = [], [pid]
+    while todo:
+        kids = children.get(todo.pop(), [])
+        found += kids
+        todo += kids
+    return found
+
+
+def kill_tree(proc):
+    """SIGKILL ansible-playbook and everything it started, as a dying controller host takes it all down.
+
+    Its process group is not enough: ansible-core's workers call setsid, so a module they run (an image switch
+    half done) would go on without its controller. The tree is frozen first (SIGSTOP until nothing new appears),
+    so nothing escapes by forking or by being re-parented, then killed."""
+    stopped = set()
+    while True:
+        tree = set([proc.pid] + descendants(proc.pid)) - stopped
+        if not tree:
+            break
+        for pid in tree:
+            try:
+                os.kill(pid, signal.SIGSTOP)
+            except ProcessLookupError:
+                pass
+        stopped |= tree
+    for pid in stopped:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    proc.wait(timeout=30)
 
 
 def checkpoint_entries(work, engine):

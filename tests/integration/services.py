@@ -19,6 +19,7 @@ import threading
 import time
 import uuid
 from contextlib import contextmanager
+from urllib.parse import quote
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import docker
@@ -111,8 +112,10 @@ class Brain:
         self.backend, self.volume, self.database, self.pg_params = backend, volume, database, pg_params
 
     def dsn(self, host="127.0.0.1"):
+        """The Engine's DATABASE_URL; user, password and database percent-encoded, as a URL needs them."""
         p = self.pg_params
-        return "postgresql://%s:%s@%s:%s/%s" % (p["user"], p["password"], host, p["port"], self.database)
+        return "postgresql://%s:%s@%s:%s/%s" % (quote(p["user"], safe=""), quote(p["password"], safe=""), host,
+                                                p["port"], quote(self.database or "", safe=""))
 
     def sqlite_path(self, docker_client):
         mountpoint = docker_client.volumes.get(self.volume).attrs["Mountpoint"]
@@ -238,18 +241,20 @@ class EngineFactory:
         self.client, self.pg_params, self.prefix = docker_client, pg_params, prefix
         self.created = {"containers": [], "volumes": [], "databases": []}
 
-    def brain(self, backend="sqlite"):
+    def brain(self, backend="sqlite", database=None, role=None):
+        """A new brain. PostgreSQL: a database owned by the Engine's role, or by `role` ({"user", "password"}, an
+        existing role the Engine then connects as); `database` names it (any name PostgreSQL allows)."""
         volume = "%s-data-%s" % (self.prefix, uuid.uuid4().hex[:6])
         self.client.volumes.create(volume, labels={"engine_ops.test": self.prefix})
         self.created["volumes"].append(volume)
-        database = None
+        params = dict(self.pg_params, **(role or {}))
         if backend == "postgres":
-            database = "%s_brain_%s" % (self.prefix.replace("-", "_"), uuid.uuid4().hex[:6])
+            database = database or "%s_brain_%s" % (self.prefix.replace("-", "_"), uuid.uuid4().hex[:6])
             with psycopg.connect(dbname="postgres", autocommit=True, **admin_params(self.pg_params)) as conn:
                 conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(
-                    sql.Identifier(database), sql.Identifier(self.pg_params["user"])))
+                    sql.Identifier(database), sql.Identifier(params["user"])))
             self.created["databases"].append(database)
-        return Brain(backend, volume, database, self.pg_params)
+        return Brain(backend, volume, database, params)
 
     def brain_at(self, backend, volume, database):
         """A brain some other code created (a playbook under test); the test does not own it."""

@@ -4,12 +4,14 @@ import re
 import subprocess
 import threading
 import time
+import uuid
 
 import pytest
 import requests
 
 from ansible_run import run_module
 from conftest import free_port, wait_for
+from services import EngineFactory
 
 TURN = 0.2  # seconds per turn: enough requests per window for the rates to mean something
 
@@ -29,18 +31,24 @@ def traffic(engine, stop, prefix):
     return thread
 
 
-@pytest.fixture
-def baseline(engines, tmp_path):
-    """A baseline from a healthy 2.3.1 under the same traffic."""
-    engine = engines.start("2.3.1", engines.brain("sqlite"))
-    engine.wait_healthy()
-    stop = threading.Event()
-    traffic(engine, stop, "base")
-    stop.wait(6)
-    stop.set()
-    path = str(tmp_path / "baseline.json")
-    result = run_module("engine_baseline", {"container": engine.container.name, "health_url": engine.url + "/health",
-                                            "health_samples": 3, "health_interval": 0.5, "dest": path})
+@pytest.fixture(scope="module")
+def baseline(docker_client, pg_params, tmp_path_factory):
+    """A baseline from a healthy 2.3.1 under the same traffic, recorded once for every build judged against it (a
+    file: the Engine that gave it is removed once it is written)."""
+    engines = EngineFactory(docker_client, pg_params, "eo-" + uuid.uuid4().hex[:8])
+    try:
+        engine = engines.start("2.3.1", engines.brain("sqlite"))
+        engine.wait_healthy()
+        stop = threading.Event()
+        traffic(engine, stop, "base")
+        stop.wait(6)
+        stop.set()
+        path = str(tmp_path_factory.mktemp("baseline") / "baseline.json")
+        result = run_module("engine_baseline", {"container": engine.container.name,
+                                                "health_url": engine.url + "/health", "health_samples": 3,
+                                                "health_interval": 0.5, "dest": path})
+    finally:
+        engines.cleanup()
     assert not result.get("failed"), result.get("msg")
     assert result["baseline"]["stats"]["requests"] >= 10 and result["baseline"]["stats"]["error_rate"] == 0
     return path, result["baseline"]

@@ -99,10 +99,11 @@ class Upgraded:
         assert results and results[-1] in ("rolled_back", "resumed_and_finished"), results
 
 
-def recreated(engines, engine, env):
-    """The same Engine (name, brain, port, 2.3.1) in a new container with `env` added; the old container goes."""
+def recreated(engines, engine, env, version="2.3.1"):
+    """The same Engine (name, brain, port) on `version` in a new container with `env` added; the old container goes.
+    With another version this is an upgrade by hand (docker rm, docker run), as an operator does it without us."""
     engine.container.remove(force=True)
-    fresh = engines.start("2.3.1", engine.brain, env=env, port=engine.port)
+    fresh = engines.start(version, engine.brain, env=env, port=engine.port)
     fresh.container.rename(engine.name)
     fresh.name, fresh.kept = engine.name, engine.kept
     return fresh

@@ -15,10 +15,11 @@ from contextlib import contextmanager
 
 import psycopg
 import pytest
+from psycopg import sql
 
-from ansible_run import run_module, run_playbook
+from ansible_run import run_module, run_playbook, write_inventory
 from rollback_state import Upgraded
-from services import EngineFactory, Names
+from services import ENGINE_API_KEY, EngineFactory, Names, admin_params
 
 ROLLBACK = ("-e", "version=2.3.1", "-e", "reason=reliability")
 
@@ -132,16 +133,62 @@ def test_a_snapshot_id_with_a_path_is_refused(victims, snapshot_id):
             words=[snapshot_id, "not a valid name"])
 
 
-@pytest.mark.parametrize("database", ['x"; DROP DATABASE postgres; --', "brain'; DROP TABLE episodes; --",
-                                      "a\" OR \"1\"=\"1"])
-def test_a_database_name_that_tries_sql_injection_is_refused(victims, pg_params, database):
-    victim = victims["postgres"]
-    with psycopg.connect(dbname="postgres", autocommit=True, **pg_params) as conn:
-        databases = sorted(r[0] for r in conn.execute("SELECT datname FROM pg_database"))
-    options = {"pg_database": database, "pg_user": pg_params["user"], "pg_password": pg_params["password"]}
-    refused(victim, *ROLLBACK, "-e", json.dumps({"brain_options": options}), words=[database])
-    with psycopg.connect(dbname="postgres", autocommit=True, **pg_params) as conn:
-        assert sorted(r[0] for r in conn.execute("SELECT datname FROM pg_database")) == databases
+def test_hostile_database_table_and_role_names_that_exist_are_quoted_not_executed(
+        engines, named, prefix, tmp_path, docker_client, pg_params):
+    """A brain whose database, owner role, table and column are named like SQL injections, all of them real: the
+    Engine runs on it, upgrade.yml snapshots it and rollback.yml restores it. Every statement the collection builds
+    meets these names, so only quoting keeps them names: the brain comes back whole (the hostile table included),
+    and the database, table and role the names try to drop are still there."""
+    tag = uuid.uuid4().hex[:6]
+    role = {"user": "eo_%s'; DROP ROLE %s; --" % (tag, pg_params["user"]), "password": "pw'\"; --%s" % tag}
+    database = 'eo_%s"; DROP DATABASE postgres; --' % tag
+    table, column = 'notes"; DROP TABLE episodes; --', "body'); DELETE FROM episodes; --"
+    with psycopg.connect(dbname="postgres", autocommit=True, **admin_params(pg_params)) as conn:
+        conn.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(sql.Identifier(role["user"]),
+                                                                        sql.Literal(role["password"])))
+    try:
+        brain = engines.brain("postgres", database=database, role=role)
+        engine = engines.start("2.3.1", brain)
+        engine.name = "%s-%s" % (prefix, tag)
+        engine.container.rename(engine.name)
+        named(engine.name)
+        engine.wait_healthy()
+        with psycopg.connect(dbname=database, autocommit=True, **dict(pg_params, **role)) as conn:
+            conn.execute(sql.SQL("CREATE TABLE {} (id integer PRIMARY KEY, {} text)").format(
+                sql.Identifier(table), sql.Identifier(column)))
+            conn.execute(sql.SQL("INSERT INTO {} VALUES (1, %s), (2, %s)").format(sql.Identifier(table)),
+                         ("x'; DROP TABLE episodes; --", 'y"; --'))
+        for n in range(3):
+            engine.execute("kept %d" % n, request_id="kept-%d" % n)
+        work = tmp_path / "work"
+        inventory = write_inventory(tmp_path, "engines", {engine.name: {
+            "engine_container": engine.name, "engine_url": engine.url, "engine_api_key": ENGINE_API_KEY,
+            "brain_backend": "postgres"}}, group_vars={
+            "engine_snapshot_store": str(work / "store"), "engine_state_dir": str(work / "state"),
+            "engine_ledger_path": str(work / "ledger.jsonl"), "engine_report_dir": str(work / "reports"),
+            "upgrade_watch_seconds": 2, "upgrade_window_seconds": 1})
+        rc, report = run_playbook("playbooks/upgrade.yml", inventory, "-e", "version=2.4.0")
+        assert rc == 0, [r.get("msg") for p in report["plays"] for t in p["tasks"] for r in t["hosts"].values()
+                         if r.get("failed")]
+        engine.execute("bad", request_id="bad-0")
+        rc, report = run_playbook("playbooks/rollback.yml", inventory, *ROLLBACK)
+        assert rc == 0, [r.get("msg") for p in report["plays"] for t in p["tasks"] for r in t["hosts"].values()
+                         if r.get("failed")]
+        engine.wait_healthy()
+        with psycopg.connect(dbname=database, autocommit=True, **dict(pg_params, **role)) as conn:
+            assert conn.execute(sql.SQL("SELECT id, {} FROM {} ORDER BY id").format(
+                sql.Identifier(column), sql.Identifier(table))).fetchall() == [
+                    (1, "x'; DROP TABLE episodes; --"), (2, 'y"; --')]
+            assert sorted(r[0] for r in conn.execute("SELECT request_id FROM episodes")) == [
+                "kept-0", "kept-1", "kept-2"]
+        with psycopg.connect(dbname="postgres", autocommit=True, **admin_params(pg_params)) as conn:
+            assert conn.execute("SELECT 1 FROM pg_database WHERE datname = 'postgres'").fetchone()
+            assert conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (pg_params["user"],)).fetchone()
+            assert conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,)).fetchone()
+    finally:
+        engines.cleanup()
+        with psycopg.connect(dbname="postgres", autocommit=True, **admin_params(pg_params)) as conn:
+            conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role["user"])))
 
 
 def test_a_health_url_of_another_engine_is_refused(victims):

@@ -40,6 +40,10 @@ def test_the_docker_daemon_restarted_mid_rollback(engines, named, prefix, tmp_pa
     assert "restore snapshot %s" % upgraded.snapshot_id in output, output[-3000:]  # the failure names the step
     assert upgraded.set_aside() == [], "the brain was swapped although the Engine's stop was not confirmed"
     assert upgraded.container().image.id == docker_client.images.get("engine:2.4.0").id
+    # The failure says what became of the Engine the restore had stopped, and what it says is true.
+    running = upgraded.container().attrs["State"]["Running"]
+    started, left = "; the Engine was started again", "; the Engine is left stopped ("
+    assert (started in output, left in output) == (running, not running), (running, output[-3000:])
 
     rc, report = run_playbook("playbooks/rollback.yml", upgraded.inventory, *ROLLBACK)
     assert rc == 0 and not failures(report), (failed_messages(report), report["stats"])

@@ -14,8 +14,8 @@ import time
 import pytest
 import requests
 
-from ansible_run import failures, run_playbook
-from fleet import checkpoint_phases, report_rows, spawn_playbook, task_results
+from ansible_run import failed_messages, failures, run_playbook
+from fleet import checkpoint_phases, kill_tree, report_rows, spawn_playbook, task_results
 from rollback_state import Upgraded, exported
 from services import wait_for
 
@@ -33,8 +33,7 @@ def killed_at(upgraded, tmp_path, kill_at=None):
 
 
 def kill(proc):
-    os.killpg(proc.pid, signal.SIGKILL)  # the controller and every worker and module it started
-    proc.wait(timeout=30)
+    kill_tree(proc)  # the controller and every worker and module it started (workers run in sessions of their own)
 
 
 def wait_killed(proc, mark, words):
@@ -46,7 +45,7 @@ def wait_killed(proc, mark, words):
 
 def run_again_and_check(upgraded, resumed=True):
     rc, report = run_playbook("playbooks/rollback.yml", upgraded.inventory, *ROLLBACK)
-    assert rc == 0 and not failures(report), (report["stats"], report["_stderr"][-2000:])
+    assert rc == 0 and not failures(report), (report["stats"], failed_messages(report), report["_stderr"][-2000:])
     plan = task_results(report, "Show the rollback plan")[0]["msg"]
     # the plan's one line that says it: "new run", or "resuming an interrupted run; phases already done: ..."
     said = [line for line in plan if line == "new run" or line.startswith("resuming an interrupted run")]

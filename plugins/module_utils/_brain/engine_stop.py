@@ -50,9 +50,9 @@ class EngineStop:
         self._docker().start(self.container["Id"])
         self.stopped = False
         if not self.health_url:
-            return None
-        return probe(self.get, self.health_url, timeout=1.0, deadline=self.health_timeout, backoff=0.05,
-                     backoff_max=0.2)
+            return {"started": True, "healthy": None, "classification": "unknown", "reason": "no health_url to ask"}
+        return dict(probe(self.get, self.health_url, timeout=1.0, deadline=self.health_timeout, backoff=0.05,
+                          backoff_max=0.2), started=True)
 
     def start_if_stopped(self):
         """After a refusal the Engine goes back to serving, whatever start_engine says.
@@ -64,4 +64,26 @@ class EngineStop:
         try:
             return self.start(always=True)
         except EngineDockerError as exc:
-            return {"healthy": False, "classification": "stopped", "reason": "could not start it again: %s" % exc}
+            return {"started": False, "healthy": False, "classification": "stopped",
+                    "reason": "could not start it again: %s" % exc}
+
+    def after_failure(self):
+        """Start the Engine again if this stopped it; return (its health or None, what a failure message says)."""
+        restarted = self.start_if_stopped()
+        return restarted, engine_after(restarted)
+
+
+def engine_after(restarted):
+    """What became of an Engine a failed step had stopped, said at the end of the failure message ('' if it
+    was not stopped). Every word is what was found: started and healthy, started and not (yet) healthy, started
+    without a health URL to ask, or left stopped."""
+    if restarted is None:
+        return ""
+    if not restarted.get("started", True):
+        return "; the Engine is left stopped (%s)" % restarted.get("reason")
+    if restarted.get("healthy"):
+        return "; the Engine was started again and is healthy"
+    if restarted.get("healthy") is None:
+        return "; the Engine was started again (its health was not checked: %s)" % restarted.get("reason")
+    return "; the Engine was started again but is not healthy (%s: %s)" % (
+        restarted.get("classification"), restarted.get("reason"))

@@ -210,10 +210,10 @@ def swap(backend, manifest, snapshot_dir, record, engine, stamp, now=time.monoto
             raise RestoreError("the brain is in use by %s; drain the Engine first (engine_drain state=drained)"
                                % ", ".join(users))
     except RestoreError as exc:
-        restarted = engine.start_if_stopped()
+        restarted, said = engine.after_failure()
         if restarted:
             result["health"] = restarted
-        raise RestoreError("%s; nothing was swapped, the live brain was not touched" % exc,
+        raise RestoreError("%s; nothing was swapped, the live brain was not touched%s" % (exc, said),
                            changed=bool(result.get("drain")), result=result)
     result.update(export_since_stage(backend, manifest, record, stamp, timings, now))
     # Recorded before the swap: a run killed right after it recognises the live brain as this swap's copy

@@ -253,7 +253,10 @@ def recover_interrupted_switch(docker, name, check_mode=False):
     note = ("no container was named %s but %s was: an image switch was interrupted between its renames; "
             % (name, name + ASIDE_SUFFIX))
     if check_mode:
-        return aside, note + "it would be renamed back to %s (not renamed by this run: check mode or read-only)" % name
+        # Seen under the name it is about to get back: what a read-only module reports and looks up by the
+        # Engine's name (its snapshots, its switch history, its baseline) is the Engine's, not "<name>-previous"'s.
+        return dict(aside, Name="/" + name), note + (
+            "it would be renamed back to %s (not renamed by this run: check mode or read-only)" % name)
     docker.rename(aside["Id"], name)
     return docker.inspect_container(name), note + "it was renamed back to %s, as before the switch" % name
 
@@ -352,6 +355,24 @@ def _revert(docker, container, new_id, name, old_running, probe, step):
 
 def _utcnow():
     return datetime.utcnow().strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def unrecorded_switch(state, container, target):
+    """The switch that made `container` (it carries the switch's labels) when the state has no record of it: a
+    switch whose module was killed after the new container started, before it could write the record. Returns
+    the record's (previous image, replaced_at) or None."""
+    labels = (container.get("Config") or {}).get("Labels") or {}
+    previous_id = labels.get(LABEL + "previous_image_id")
+    if not previous_id or container["Image"] != target["id"]:
+        return None
+    if any(h.get("container_id") == container["Id"] for h in state.get("history") or []):
+        return None
+    try:
+        digests = json.loads(labels.get(LABEL + "previous_image_digests") or "[]")
+    except ValueError:
+        digests = []
+    previous = {"reference": labels.get(LABEL + "previous_image"), "id": previous_id, "digests": digests}
+    return previous, labels.get(LABEL + "replaced_at")
 
 
 def record_switch(state, current, target, container_id, clock=None):

@@ -178,6 +178,8 @@ def test_a_switch_killed_between_its_renames_is_put_back_and_can_run_again(fake)
 
     seen, note = recover_interrupted_switch(fake, "engine", check_mode=True)
     assert seen["Id"] == old["Id"] and "would be renamed back" in note and fake.by_ref("engine") is None
+    # read-only, it is seen under the Engine's own name: its snapshots and history are looked up by that name
+    assert seen["Name"] == "/engine" and fake.by_ref("engine" + ASIDE_SUFFIX)["Name"].endswith(ASIDE_SUFFIX)
     back, note = recover_interrupted_switch(fake, "engine")
     assert back["Id"] == old["Id"] and fake.by_ref("engine")["Id"] == old["Id"] and "renamed back to engine" in note
     assert recover_interrupted_switch(fake, "engine") == (None, None)
@@ -208,3 +210,19 @@ def test_a_read_only_module_finds_an_interrupted_switch_without_renaming(fake, r
     assert found["Id"] == old["Id"] and len(module.warnings) == 1
     assert (fake.by_ref("engine") is not None) == renamed
     assert ("rename" in [c[0] for c in fake.calls]) == renamed
+
+
+def test_a_switch_killed_before_it_wrote_its_record_is_recorded_from_the_containers_labels():
+    from ansible_collections.engine_ops.lifecycle.plugins.module_utils._docker.image_switch import (
+        LABEL, record_switch, unrecorded_switch)
+    target = {"reference": "engine:2.3.1", "id": "sha256:old", "digests": []}
+    labels = {LABEL + "previous_image": "engine:2.4.0", LABEL + "previous_image_id": "sha256:new",
+              LABEL + "previous_image_digests": '["reg/engine@sha256:abc"]', LABEL + "replaced_at": "2026-12-07T18:00:00Z"}
+    container = {"Id": "c2", "Image": "sha256:old", "Config": {"Labels": labels}}
+    previous, at = unrecorded_switch({"history": []}, container, target)
+    assert previous == {"reference": "engine:2.4.0", "id": "sha256:new", "digests": ["reg/engine@sha256:abc"]}
+    assert at == "2026-12-07T18:00:00Z"
+    recorded = record_switch({"history": []}, previous, target, "c2", clock=lambda: at)
+    assert unrecorded_switch(recorded, container, target) is None  # recorded once, never twice
+    assert unrecorded_switch({}, dict(container, Config={"Labels": {}}), target) is None  # started by hand
+    assert unrecorded_switch({}, dict(container, Image="sha256:other"), target) is None  # not on the target

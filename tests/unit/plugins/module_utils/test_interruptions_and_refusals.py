@@ -10,7 +10,7 @@ import pytest
 
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.base import BrainError
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.sqlite import SqliteBackend
-from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.engine_stop import EngineStop
+from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.engine_stop import EngineStop, engine_after
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._errors import EngineDockerError
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._docker.image_switch import health_url_problem
 from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.restore import (
@@ -35,6 +35,9 @@ class StoppedEngine:
 
     def start_if_stopped(self):
         return None
+
+    def after_failure(self):
+        return None, ""
 
 
 @pytest.fixture
@@ -202,8 +205,36 @@ def test_an_engine_left_stopped_on_purpose_is_started_again_after_a_refusal():
                         start_engine=False)
     engine.stopped = True
     assert engine.start() is None and started == []  # start_engine=false: the image switch starts it
-    assert engine.start_if_stopped() is None and started == ["abc"] and not engine.stopped
+    restarted = engine.start_if_stopped()
+    assert restarted["started"] is True and restarted["healthy"] is None and started == ["abc"] and not engine.stopped
     assert engine.start_engine is False  # the option itself is not changed
+
+
+@pytest.mark.parametrize("restarted, said", [
+    (None, ""),
+    ({"started": False, "healthy": False, "reason": "could not start it again: daemon gone"},
+     "; the Engine is left stopped (could not start it again: daemon gone)"),
+    ({"started": True, "healthy": True}, "; the Engine was started again and is healthy"),
+    ({"started": True, "healthy": None, "reason": "no health_url to ask"},
+     "; the Engine was started again (its health was not checked: no health_url to ask)"),
+    ({"started": True, "healthy": False, "classification": "migration_required", "reason": "MIGRATION_REQUIRED"},
+     "; the Engine was started again but is not healthy (migration_required: MIGRATION_REQUIRED)"),
+])
+def test_a_failure_says_what_became_of_the_engine_it_stopped(restarted, said):
+    assert engine_after(restarted) == said
+
+
+def test_after_a_failure_an_engine_the_daemon_cannot_start_is_said_to_be_left_stopped():
+    class Docker:
+        @staticmethod
+        def start(container_id):
+            raise EngineDockerError("Cannot connect to the Docker daemon")
+
+    engine = EngineStop(Docker, {"Id": "abc", "State": {"Running": True}}, backend=None, get=None)
+    assert engine.after_failure() == (None, "")  # it never stopped the Engine: nothing to say
+    engine.stopped = True
+    restarted, said = engine.after_failure()
+    assert restarted["started"] is False and said.startswith("; the Engine is left stopped (could not start it again")
 
 
 class LeftStopped(StoppedEngine):
