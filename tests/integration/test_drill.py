@@ -239,7 +239,8 @@ def docker_client_image(engine):
     ("bad-calendar", {"drill_schedule_calendar": "every third tuesday"},
      "systemd-analyze verify rejected the drill units: "),
     ("no-systemd-analyze", {"drill_schedule_systemd_analyze": "/nonexistent/systemd-analyze"},
-     "/nonexistent/systemd-analyze is not installed on localhost, so the units could not be verified")])
+     "/nonexistent/systemd-analyze could not be run on localhost (is it installed?), so the units could not be "
+     "verified")])
 def test_units_that_cannot_be_verified_are_refused_with_nothing_installed(tmp_path, case, extra, expected):
     settings = {"drill_schedule_method": "systemd", "drill_schedule_inventory": "/etc/engine_ops/staging.yml",
                 "drill_schedule_log": str(tmp_path / "log" / "drill.log"), "drill_schedule_unit_dir": str(tmp_path / "units"),
