@@ -185,7 +185,8 @@ def test_hostile_database_table_and_role_names_that_exist_are_quoted_not_execute
             assert conn.execute("SELECT 1 FROM pg_database WHERE datname = 'postgres'").fetchone()
             assert conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (pg_params["user"],)).fetchone()
             assert conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,)).fetchone()
-    finally:
+    finally:  # the database goes before the role that owns it; the switch's containers before the brain's volume
+        named.cleanup()
         engines.cleanup()
         with psycopg.connect(dbname="postgres", autocommit=True, **admin_params(pg_params)) as conn:
             conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role["user"])))
