@@ -174,8 +174,12 @@ def main(argv):
     # Every layer runs with a home of its own under the work dir: what Ansible, ansible-lint, ansible-test, molecule
     # and the roles keep under ~ lands there, and the user's own home is checked to be as it was.
     user_home = os.path.expanduser("~")
-    os.environ["HOME"] = os.environ.get("ENGINE_OPS_TEST_HOME") or os.path.join(WORK, "home")
-    os.makedirs(os.environ["HOME"], exist_ok=True)
+    home = os.environ["HOME"] = os.environ.get("ENGINE_OPS_TEST_HOME") or os.path.join(WORK, "home")
+    os.makedirs(home, exist_ok=True)
+    # On the managed host (this one) Ansible expands ~ in remote_tmp and async_dir from the user's passwd entry,
+    # not from HOME: both are named outright.
+    os.environ["ANSIBLE_REMOTE_TEMP"] = os.path.join(home, ".ansible", "tmp")
+    os.environ["ANSIBLE_ASYNC_DIR"] = os.path.join(home, ".ansible_async")
     watched = [os.path.join(user_home, name) for name in (".ansible", ".ansible_async", ".engine_ops")]
     before = set().union(*(tree(path) for path in watched))
     results = []
