@@ -7,11 +7,14 @@ the export, the set-aside brains and the switch history with what one clean roll
 import hashlib
 import json
 import os
+import signal
 import sqlite3
 
 from ansible_run import run_playbook
-from fleet import fleet, ledger
+from fleet import fleet, ledger, spawn_playbook
 from services import sqlite_copy
+
+HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def sqlite_rows(path):
@@ -68,9 +71,7 @@ class Upgraded:
                 "brain": brain}
 
     def set_aside(self):
-        directory, base = os.path.split(self.brain_path)
-        return sorted(os.path.join(directory, n) for n in os.listdir(directory)
-                      if n.startswith(base + ".pre-restore-") and not n.endswith(("-wal", "-shm")))
+        return set_aside_brains(self.brain_path)
 
     def switches_to(self, image):
         with open(str(self.work / "state" / ("%s.json" % self.engine.name))) as handle:
@@ -97,6 +98,28 @@ class Upgraded:
         assert previous.image.id == self.client.images.get("engine:2.4.0").id
         results = [e["result"]["result"] for e in ledger(self.work) if e["operation"] == "rollback"]
         assert results and results[-1] in ("rolled_back", "resumed_and_finished"), results
+
+
+def set_aside_brains(brain_path):
+    """The brains a swap set aside beside the live SQLite brain (its -wal and -shm files not counted)."""
+    directory, base = os.path.split(brain_path)
+    return sorted(os.path.join(directory, n) for n in os.listdir(directory)
+                  if n.startswith(base + ".pre-restore-") and not n.endswith(("-wal", "-shm")))
+
+
+def spawn_killable(inventory, args, mark, kill_at=None):
+    """Start a rollback with the kill_at callback armed (callback_plugins/kill_at.py); return the process."""
+    env = {"ANSIBLE_CALLBACK_PLUGINS": os.path.join(HERE, "callback_plugins"), "ENGINE_OPS_KILL_MARK": mark,
+           "ENGINE_OPS_KILL_AT": kill_at or ""}
+    return spawn_playbook(inventory, *args, env=env)
+
+
+def wait_killed(proc, mark, words):
+    """The run ended by SIGKILL, at the task whose name holds `words` (the mark the callback wrote first)."""
+    output = proc.communicate(timeout=300)[0].decode()
+    assert proc.returncode == -signal.SIGKILL, "the run was not killed (rc %s):\n%s" % (proc.returncode, output[-3000:])
+    with open(mark) as handle:
+        assert words in handle.read()
 
 
 def recreated(engines, engine, env, version="2.3.1"):

@@ -9,16 +9,15 @@ healthy on 2.3.1, the brain equal to the snapshot, every bad-window row exported
 """
 
 import os
-import signal
 
 import pytest
 
 from ansible_run import failed_messages, failures, run_playbook
-from fleet import checkpoint_phases, fleet, kill_tree, ledger, report_rows, spawn_playbook, task_results
-from rollback_state import exported, recreated, request_ids, sqlite_rows
+from fleet import checkpoint_phases, fleet, kill_tree, ledger, report_rows, task_results
+from rollback_state import (exported, recreated, request_ids, set_aside_brains, spawn_killable, sqlite_rows,
+                            wait_killed)
 from services import wait_for
 
-HERE = os.path.dirname(os.path.abspath(__file__))
 ROLLBACK = ("-e", "version=2.3.1", "-e", "reason=reliability")
 BAD = ["bad-%d" % n for n in range(6)]
 
@@ -49,9 +48,7 @@ class HandUpgraded:
         return self.client.containers.get(self.engine.name)
 
     def set_aside(self):
-        directory, base = os.path.split(self.brain_path)
-        return sorted(os.path.join(directory, n) for n in os.listdir(directory)
-                      if n.startswith(base + ".pre-restore-") and not n.endswith(("-wal", "-shm")))
+        return set_aside_brains(self.brain_path)
 
     def assert_rolled_back(self, row):
         """The end state of one clean fall-through rollback, however many runs it took."""
@@ -71,16 +68,7 @@ class HandUpgraded:
 
 def rollback(hand, kill_at=None):
     mark = str(hand.work / "killed-at")
-    env = {"ANSIBLE_CALLBACK_PLUGINS": os.path.join(HERE, "callback_plugins"), "ENGINE_OPS_KILL_MARK": mark,
-           "ENGINE_OPS_KILL_AT": kill_at or ""}
-    return spawn_playbook(hand.inventory, *ROLLBACK, env=env), mark
-
-
-def wait_killed(proc, mark, words):
-    output = proc.communicate(timeout=300)[0].decode()
-    assert proc.returncode == -signal.SIGKILL, "the run was not killed (rc %s):\n%s" % (proc.returncode, output[-3000:])
-    with open(mark) as handle:
-        assert words in handle.read()
+    return spawn_killable(hand.inventory, ROLLBACK, mark, kill_at), mark
 
 
 def run_again(hand):

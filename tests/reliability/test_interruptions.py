@@ -8,18 +8,16 @@ switched once and the brain swapped once.
 """
 
 import os
-import signal
 import time
 
 import pytest
 import requests
 
 from ansible_run import failed_messages, failures, run_playbook
-from fleet import checkpoint_phases, kill_tree, report_rows, spawn_playbook, task_results
-from rollback_state import Upgraded, exported
+from fleet import checkpoint_phases, kill_tree, report_rows, task_results
+from rollback_state import Upgraded, exported, spawn_killable, wait_killed
 from services import wait_for
 
-HERE = os.path.dirname(os.path.abspath(__file__))
 ROLLBACK = ("-e", "version=2.3.1", "-e", "reason=reliability")
 FINISHED = ("rolled_back", "resumed_and_finished")  # the latter when the killed run had switched the image
 
@@ -27,20 +25,11 @@ FINISHED = ("rolled_back", "resumed_and_finished")  # the latter when the killed
 def killed_at(upgraded, tmp_path, kill_at=None):
     """Start the rollback with the kill_at callback armed; return the process and the mark file."""
     mark = str(tmp_path / "killed-at")
-    env = {"ANSIBLE_CALLBACK_PLUGINS": os.path.join(HERE, "callback_plugins"), "ENGINE_OPS_KILL_MARK": mark,
-           "ENGINE_OPS_KILL_AT": kill_at or ""}
-    return spawn_playbook(upgraded.inventory, *ROLLBACK, env=env), mark
+    return spawn_killable(upgraded.inventory, ROLLBACK, mark, kill_at), mark
 
 
 def kill(proc):
     kill_tree(proc)  # the controller and every worker and module it started (workers run in sessions of their own)
-
-
-def wait_killed(proc, mark, words):
-    output = proc.communicate(timeout=300)[0].decode()
-    assert proc.returncode == -signal.SIGKILL, "the run was not killed (rc %s):\n%s" % (proc.returncode, output[-3000:])
-    with open(mark) as handle:
-        assert words in handle.read()
 
 
 def run_again_and_check(upgraded, resumed=True):
