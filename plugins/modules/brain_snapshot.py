@@ -219,6 +219,10 @@ def main():
         except StoreError as exc:
             module.fail_action("check existing snapshot %s" % snapshot_id, exc)
         result = {"changed": False, "snapshot": manifest, "removed": []}
+        if p["rollback_target"] and store.rollback_target() != snapshot_id:  # taken by a run killed before marking it
+            if not module.check_mode:
+                store.set_rollback_target(snapshot_id)
+            result["changed"] = True
         if offsite and not module.check_mode and not offsite.has(snapshot_id) and not manifest.get("volume_snapshot"):
             result.update(changed=True, offsite=copy_offsite(module, offsite, store, manifest))
         module.exit_json(**result)

@@ -48,6 +48,13 @@ options:
     description: Values to keep with the record (merged), such as the decision taken.
     type: dict
     default: {}
+  initial_data:
+    description:
+      - Values a new record starts with, ignored when an unfinished record of the same target is continued (which
+        keeps its own). With O(phase), so a value chosen before a step (the id a snapshot will have) is written
+        before the step and a run killed during it finds the same value again.
+    type: dict
+    default: {}
   run_id:
     description: Identifies the run, so the record lists every run that worked on it.
     type: str
@@ -66,6 +73,15 @@ EXAMPLES = r"""
     container: engine
     target: v2.3.1
     phase: [switched, done]
+
+- name: Open an upgrade's record with the id its snapshot will have (a resumed run keeps the recorded one)
+  engine_ops.lifecycle.engine_checkpoint:
+    container: engine
+    operation: upgrade
+    target: engine:2.4.0
+    phase: planned
+    initial_data:
+      snapshot_planned: 20261128T100000.000000Z
 
 - name: Record the decision before anything is changed
   engine_ops.lifecycle.engine_checkpoint:
@@ -118,6 +134,7 @@ def main():
             target=dict(type="str", required=True),
             phase=dict(type="list", elements="str"),
             data=dict(type="dict", default={}),
+            initial_data=dict(type="dict", default={}),
             run_id=dict(type="str", default="unknown"),
         ),
         engine=None,
@@ -136,6 +153,8 @@ def main():
                          phases=phases_done(record), timings=timings(record))
     now = now_epoch()
     record, resumed, superseded = open_run(record, p["operation"], p["target"], p["run_id"], now)
+    if not resumed and p["initial_data"]:
+        record["data"] = dict(p["initial_data"], **record["data"])
     for phase in p["phase"]:
         record = record_phase(record, phase, p["data"], now)
     result = dict(changed=True, checkpoint=record, resumed=resumed, phases=phases_done(record), timings=timings(record))
