@@ -186,6 +186,14 @@ options:
   gcp_endpoint:
     description: With O(backend=gcp_disk), another Compute API endpoint (for example a private one).
     type: str
+  gcp_request_timeout:
+    description:
+      - With O(backend=gcp_disk), the seconds one Compute API request may take (each call, including each
+        C(zoneOperations.wait), which GCP itself ends after about two minutes whether or not the operation is done).
+      - A long operation is waited on with one call after another until its own deadline (O(snapshot_timeout),
+        O(volume_timeout)); this is the limit of each call, not of the operation.
+    type: float
+    default: 60
   gcp_auth_kind:
     description:
       - With O(backend=gcp_disk), the credentials; V(application) uses Application Default Credentials,

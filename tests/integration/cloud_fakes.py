@@ -193,16 +193,22 @@ class Ec2DataPlane(_Server):
 class FakeCompute(_Server):
     """The Compute REST calls the gcp_disk backend uses, with operations that progress in time.
 
-    Disks and snapshots live in dicts; operations are RUNNING until `op_seconds` after they start (a
-    snapshot is CREATING for the first half, UPLOADING for the second, then READY). `deny` holds
-    permission names refused (403, and absent from testIamPermissions); `fates[snapshot name or "next"]`
-    = "error" ends a snapshot FAILED, "stuck" never finishes it.
+    Disks and snapshots live in dicts; operations are RUNNING until `op_seconds` after they start, and a
+    `wait` returns after at most `wait_seconds` whether or not the operation is done (GCP's returns after about two
+    minutes). A snapshot is CREATING until its point in time, half-way through its operation: only then are the
+    disk's bytes copied (after createSnapshot has returned, as GCP does), `on_cut(disk)` being called first; then
+    UPLOADING, then READY. What GCP refuses is refused: attaching a disk that is attached, deleting an attached
+    disk (400 resourceInUseByAnotherResource), and testIamPermissions asked for permissions of another resource
+    type (400). `deny` holds permission names refused (403, and absent from testIamPermissions);
+    `fates[snapshot name or "next"]` = "error" ends a snapshot FAILED, "stuck" never finishes it.
     """
 
-    def __init__(self, blocks, project="proj", zone="zone-a", op_seconds=0.6):
+    def __init__(self, blocks, project="proj", zone="zone-a", op_seconds=0.6, wait_seconds=1.0):
         self.blocks, self.project, self.zone, self.op_seconds = blocks, project, zone, op_seconds
+        self.wait_seconds = wait_seconds
         self.disks, self.snapshots, self.instances, self.ops = {}, {}, {}, {}
         self.deny, self.fates, self.calls = set(), {}, []
+        self.on_cut, self.timers = None, []
         self.lock = threading.RLock()
         fake = self
 
@@ -254,6 +260,27 @@ class FakeCompute(_Server):
         req.end_headers()
         req.wfile.write(data)
 
+    def close(self):
+        for timer in self.timers:
+            timer.cancel()
+        super().close()
+
+    @staticmethod
+    def bad_request(reason, message):
+        return 400, {"error": {"code": 400, "message": message, "errors": [{"reason": reason, "message": message}]}}
+
+    def in_use(self, disk):
+        return self.bad_request("resourceInUseByAnotherResource", "The disk resource '%s' is already being used by '%s'"
+                                % (disk["selfLink"], disk["users"][0]))
+
+    def test_permissions(self, resource_type, body):
+        """testIamPermissions answers only for the permissions of the resource it is asked on."""
+        asked = body.get("permissions") or []
+        foreign = [p for p in asked if p.split(".")[1:2] != [resource_type]]
+        if foreign:
+            return self.bad_request("invalid", "Permission %s is not valid for a %s resource" % (foreign[0], resource_type))
+        return 200, {"permissions": [p for p in asked if p not in self.deny]}
+
     def forbidden(self, permission):
         message = "Required '%s' permission for 'projects/%s'" % (permission, self.project)
         return 403, {"error": {"code": 403, "message": message,
@@ -262,6 +289,10 @@ class FakeCompute(_Server):
     def route(self, method, parts, query, body):  # pylint: disable=too-many-return-statements
         if parts[:1] == ["global"]:
             kind, name, verb = parts[1], (parts[2] if len(parts) > 2 else None), (parts[3] if len(parts) > 3 else None)
+            if kind == "snapshots" and verb == "testIamPermissions":
+                if name not in self.snapshots:
+                    raise KeyError("snapshot %s" % name)
+                return self.test_permissions("snapshots", body)
             if kind == "snapshots" and name is None:
                 return 200, {"items": [self._snapshot(s) for s in self.snapshots.values() if self._match(s, query)]}
             if kind == "snapshots" and method == "GET":
@@ -281,6 +312,8 @@ class FakeCompute(_Server):
             inst = self.instances[name]
             if verb is None:
                 return 200, dict(inst, zone=self.base(zone))
+            if verb == "testIamPermissions":
+                return self.test_permissions("instances", body)
             permission = "compute.instances.%s" % verb
             if permission in self.deny:
                 return self.forbidden(permission)
@@ -288,6 +321,8 @@ class FakeCompute(_Server):
                 return 200, self._op("detachDisk", name, run=lambda: self._detach(name, query["deviceName"]))
             if verb == "attachDisk":
                 disk = body["source"].rstrip("/").rsplit("/", 1)[-1]
+                if self.disks[disk]["users"]:
+                    return self.in_use(self.disks[disk])
                 if self.fates.pop("attach", None) == "error":  # the attach operation fails (once)
                     return 200, self._op("attachDisk", name, run=self._refuse_attach)
                 return 200, self._op("attachDisk", name, run=lambda: self._attach(name, disk, body["deviceName"]))
@@ -310,8 +345,10 @@ class FakeCompute(_Server):
                 disk.update(labels=body.get("labels") or {}, labelFingerprint=uuid.uuid4().hex[:12])
                 return 200, self._op("setLabels", name)
             if verb == "testIamPermissions":
-                return 200, {"permissions": [p for p in body.get("permissions") or [] if p not in self.deny]}
+                return self.test_permissions("disks", body)
             if method == "DELETE":
+                if disk["users"]:
+                    return self.in_use(disk)
                 self.disks.pop(name)
                 return 200, self._op("delete", name)
         return 400, {"error": {"code": 400, "message": "unsupported call %s %s" % (method, "/".join(parts))}}
@@ -327,27 +364,38 @@ class FakeCompute(_Server):
         op = self.ops[snap["op"]]
         elapsed = time.monotonic() - op["started"]
         fate = snap["fate"]
-        if fate == "stuck":
-            status = "UPLOADING" if elapsed > self.op_seconds / 2 else "CREATING"
-        elif elapsed < self.op_seconds / 2:
+        if not snap["cut"]:
             status = "CREATING"
+        elif fate == "stuck":
+            status = "UPLOADING"
         elif elapsed < self.op_seconds:
             status = "UPLOADING"
         else:
             status = "FAILED" if fate == "error" else "READY"
-        doc = dict((k, v) for k, v in snap.items() if k not in ("op", "fate"))
+        doc = dict((k, v) for k, v in snap.items() if k not in ("op", "fate", "cut"))
         doc["status"] = status
         return doc
 
     def _create_snapshot(self, disk, body):
         name = body["name"]
         fate = self.fates.pop(name, None) or self.fates.pop("next", None)
-        self.blocks.snapshot(disk["name"], name)  # the point in time: when the call arrives
         op = self._op("createSnapshot", disk["name"], fate=fate)
-        self.snapshots[name] = {"name": name, "labels": body.get("labels") or {}, "description": body.get("description"),
-                                "sourceDisk": disk["selfLink"], "diskSizeGb": disk["sizeGb"], "op": op["name"],
-                                "fate": fate, "selfLink": "%s/compute/v1/projects/%s/global/snapshots/%s"
-                                % (self.url, self.project, name)}
+        snap = {"name": name, "labels": body.get("labels") or {}, "description": body.get("description"),
+                "sourceDisk": disk["selfLink"], "diskSizeGb": disk["sizeGb"], "op": op["name"], "fate": fate,
+                "cut": False, "selfLink": "%s/compute/v1/projects/%s/global/snapshots/%s" % (self.url, self.project, name)}
+        self.snapshots[name] = snap
+        op["snapshot"] = snap
+
+        def cut():  # the point in time, after the call has returned: the bytes are read now
+            if self.on_cut is not None:
+                self.on_cut(disk["name"])
+            self.blocks.snapshot(disk["name"], name)
+            with self.lock:
+                snap["cut"] = True
+        timer = threading.Timer(self.op_seconds / 2, cut)
+        timer.daemon = True
+        self.timers.append(timer)
+        timer.start()
         return op
 
     def _insert_disk(self, body, zone):
@@ -393,7 +441,7 @@ class FakeCompute(_Server):
 
     def _op_doc(self, op):
         elapsed = time.monotonic() - op["started"]
-        done = op["fate"] != "stuck" and elapsed >= self.op_seconds
+        done = op["fate"] != "stuck" and elapsed >= self.op_seconds and op.get("snapshot", {}).get("cut", True)
         if done and op["run"] is not None:
             run, op["run"] = op["run"], None
             try:
@@ -410,9 +458,9 @@ class FakeCompute(_Server):
         return doc
 
     def _wait(self, name):
-        """Like the real wait: returns when DONE or after a while (here 1 s instead of 2 min)."""
+        """Like the real wait: returns when DONE or after a while (`wait_seconds` instead of about 2 min)."""
         op = self.ops[name]
-        until = time.monotonic() + 1.0
+        until = time.monotonic() + self.wait_seconds
         while True:
             doc = self._op_doc(op)
             if doc["status"] == "DONE" or time.monotonic() >= until:

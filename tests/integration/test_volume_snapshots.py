@@ -337,10 +337,12 @@ def test_freeze_watchdog_thaws_when_the_freezer_is_killed(tmp_path):
 
 # --- GCP persistent disks -----------------------------------------------------------------------------------
 @pytest.fixture
-def gcp(engines):
+def gcp(engines, request):
+    """One Engine on a GCP disk of the local Compute API; `op_seconds` (an indirect parameter) is how long each
+    operation runs (0.6 s by default; longer than the 1 s a wait call lasts makes every wait return unfinished)."""
     root = tempfile.mkdtemp(prefix="eo-gcp-")
     blocks = BlockStore(os.path.join(root, "blocks"))
-    fake = FakeCompute(blocks, op_seconds=0.6)
+    fake = FakeCompute(blocks, op_seconds=getattr(request, "param", 0.6))
     site = Site(root, blocks)
     fake.add_instance("engine-vm")
     fake.add_disk("brain-disk")
@@ -357,6 +359,7 @@ def gcp(engines):
     fake.close()
 
 
+@pytest.mark.parametrize("gcp", [0.6, 2.5], indirect=True, ids=["operations-within-one-wait", "operations-outlast-waits"])
 def test_gcp_snapshot_and_restore_end_to_end(gcp):
     engine = gcp.engine
     turns(engine, "before", 3)
@@ -427,6 +430,42 @@ def test_gcp_restore_refused_without_attach_permission(gcp):
     assert result.get("failed") and "compute.instances.attachDisk" in result["msg"], result
     assert "nothing was changed" in result["msg"] and sorted(gcp.fake.disks) == ["brain-disk"]
     assert gcp.engine.health()[0] == 200
+
+
+def test_gcp_snapshot_keeps_the_filesystem_frozen_until_its_point_in_time(gcp):
+    """GCP reads the disk's bytes after createSnapshot returns, when the snapshot leaves CREATING: the stand-in
+    copies them only then, and asks at that moment whether the brain's filesystem is still frozen (a second freeze
+    is refused with EBUSY while it is). Thawing when the call returns would let writes into the snapshot."""
+    seen = []
+
+    def frozen_at_cut(disk):
+        probe = subprocess.run(["fsfreeze", "--freeze", gcp.mount_point], capture_output=True, text=True, check=False)
+        if probe.returncode == 0:  # it was not frozen: this probe froze it, and thaws it at once
+            subprocess.run(["fsfreeze", "--unfreeze", gcp.mount_point], check=False)
+        seen.append((disk, probe.returncode != 0 and "busy" in probe.stderr.lower()))
+    gcp.fake.on_cut = frozen_at_cut
+    turns(gcp.engine, "before", 2)
+    taken = run_module("brain_snapshot", dict(gcp.args))
+    assert taken["changed"] and not taken.get("failed"), taken.get("msg")
+    assert seen == [("brain-disk", True)], "the filesystem was thawed before the snapshot's point in time: %s" % seen
+    assert writable(gcp.mount_point) and gcp.engine.health()[0] == 200
+
+
+def test_the_gcp_stand_in_refuses_what_gcp_refuses(gcp):
+    """So that a test passing against it means the code never asks these things of GCP."""
+    base = gcp.fake.base()
+    attached = requests.post(base + "/instances/engine-vm/attachDisk", timeout=10,
+                             json={"source": base + "/disks/brain-disk", "deviceName": "again"})
+    assert attached.status_code == 400 and "resourceInUseByAnotherResource" in attached.text
+    deleted = requests.delete(base + "/disks/brain-disk", timeout=10)
+    assert deleted.status_code == 400 and "resourceInUseByAnotherResource" in deleted.text
+    asked = requests.post(base + "/disks/brain-disk/testIamPermissions", timeout=10,
+                          json={"permissions": ["compute.disks.use", "compute.instances.attachDisk"]})
+    assert asked.status_code == 400 and "compute.instances.attachDisk" in asked.text
+    held = requests.post(base + "/instances/engine-vm/testIamPermissions", timeout=10,
+                         json={"permissions": ["compute.instances.attachDisk"]})
+    assert held.status_code == 200 and held.json()["permissions"] == ["compute.instances.attachDisk"]
+    assert sorted(gcp.fake.disks) == ["brain-disk"] and gcp.fake.disks["brain-disk"]["users"]
 
 
 # --- the S3 off-host store ----------------------------------------------------------------------------------

@@ -58,11 +58,18 @@ def _short(url):
     return (url or "").rstrip("/").rsplit("/", 1)[-1]
 
 
-def permission_names(kind):
+def permission_checks(kind):
+    """What testIamPermissions can be asked before `kind` (snapshot or restore): (resource type, permissions) pairs.
+
+    GCP answers testIamPermissions for the permissions of the resource it is asked on, so each permission is asked
+    of its own resource: the brain's disk, the instance, the snapshot. compute.snapshots.create and setLabels
+    belong to a snapshot that does not exist yet: createSnapshot itself is refused (403) before anything is written.
+    """
     if kind == "snapshot":
-        return ["compute.disks.createSnapshot", "compute.snapshots.create", "compute.snapshots.setLabels"]
-    return ["compute.disks.create", "compute.disks.use", "compute.disks.setLabels", "compute.snapshots.useReadOnly",
-            "compute.instances.attachDisk", "compute.instances.detachDisk"]
+        return [("disks", ["compute.disks.createSnapshot"])]
+    return [("disks", ["compute.disks.create", "compute.disks.use", "compute.disks.setLabels"]),
+            ("instances", ["compute.instances.attachDisk", "compute.instances.detachDisk"]),
+            ("snapshots", ["compute.snapshots.useReadOnly"])]
 
 
 class GcpDiskProvider:
@@ -77,7 +84,7 @@ class GcpDiskProvider:
             if not params.get(option):
                 raise CloudError("%s is required for the gcp_disk backend" % option)
         self.project, self.zone, self.instance_name = params["gcp_project"], params["gcp_zone"], params["instance_id"]
-        self.timeout = float(params.get("gcp_request_timeout") or 60)
+        self.timeout = float(params.get("gcp_request_timeout") or 60)  # each request; operations have deadlines
         self.clients = clients or self._clients(params)
         self._pending = {}  # snapshot name -> its createSnapshot operation, while this module runs
 
@@ -177,13 +184,20 @@ class GcpDiskProvider:
         return ["/dev/disk/by-id/google-%s" % device]
 
     def check_permissions(self, actions, volume, snapshot_id=None, zone=None, device=None):
-        wanted = []
+        """Problems testIamPermissions reports, each permission asked of its own resource; [] when all are held."""
+        resources = {"disks": ({"zone": self.zone}, volume["id"]), "instances": ({"zone": self.zone}, self.instance_name),
+                     "snapshots": ({}, snapshot_id)}
+        missing = []
         for kind in actions:
-            wanted.extend(permission_names(kind))
-        request = compute_v1.TestPermissionsRequest(permissions=wanted)
-        held = self.call("disks", "test_iam_permissions", "compute.disks.testIamPermissions", project=self.project,
-                         zone=self.zone, resource=volume["id"], test_permissions_request_resource=request)
-        missing = [p for p in wanted if p not in set(held.permissions)]
+            for client, wanted in permission_checks(kind):
+                where, resource = resources[client]
+                if not resource:  # no snapshot named (nothing to restore from yet): nothing of it to ask
+                    continue
+                request = compute_v1.TestPermissionsRequest(permissions=wanted)
+                held = self.call(client, "test_iam_permissions", "compute.%s.testIamPermissions %s" % (client, resource),
+                                 project=self.project, resource=resource, test_permissions_request_resource=request,
+                                 **where)
+                missing.extend(p for p in wanted if p not in set(held.permissions))
         return ["the credentials lack %s" % p for p in missing]
 
     # --- snapshots -----------------------------------------------------------------------------

@@ -22,6 +22,7 @@ VOLUME_OPTIONS = dict(
     gcp_project=dict(type="str"),
     gcp_zone=dict(type="str"),
     gcp_endpoint=dict(type="str"),
+    gcp_request_timeout=dict(type="float", default=60),
     gcp_auth_kind=dict(type="str", choices=["application", "serviceaccount", "none"], default="application"),
     gcp_credentials_file=dict(type="path"),
     gcp_service_account_contents=dict(type="str", no_log=True),

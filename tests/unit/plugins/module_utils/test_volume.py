@@ -234,3 +234,37 @@ def test_a_failing_fsfreeze_is_an_error_naming_it_not_a_traceback(monkeypatch):
     with pytest.raises(VolumeError, match="freezing /srv/brain failed: fsfreeze: Operation not supported; no snapshot "
                                           "was taken and /srv/brain is not frozen"):
         taking(monkeypatch, FakeProvider(), freeze_error="freezing /srv/brain failed: fsfreeze: Operation not supported")()
+
+
+class _PermissionClient:
+    """A Compute client's testIamPermissions that, like GCP, answers only for its own resource type."""
+
+    def __init__(self, resource_type, asked, lacking=()):
+        self.resource_type, self.asked, self.lacking = resource_type, asked, set(lacking)
+
+    def test_iam_permissions(self, timeout, project, resource, test_permissions_request_resource, **where):
+        wanted = list(test_permissions_request_resource.permissions)
+        assert all(p.split(".")[1] == self.resource_type for p in wanted), (self.resource_type, wanted)
+        self.asked.append((self.resource_type, resource, sorted(where), wanted))
+
+        class Held:
+            permissions = [p for p in wanted if p not in self.lacking]
+        return Held()
+
+
+def test_gcp_asks_each_permission_of_its_own_resource():
+    from ansible_collections.engine_ops.lifecycle.plugins.module_utils._brain.gcp_disk import GcpDiskProvider
+    asked = []
+    clients = dict((name, _PermissionClient(name, asked, lacking=["compute.instances.attachDisk"]))
+                   for name in ("disks", "instances", "snapshots"))
+    provider = GcpDiskProvider({"gcp_project": "p", "gcp_zone": "z", "instance_id": "vm-1"}, clients=clients)
+    problems = provider.check_permissions(("restore",), {"id": "brain-disk"}, snapshot_id="eo-snap")
+    assert problems == ["the credentials lack compute.instances.attachDisk"]
+    assert [(kind, resource, where) for kind, resource, where, dummy in asked] == [
+        ("disks", "brain-disk", ["zone"]), ("instances", "vm-1", ["zone"]), ("snapshots", "eo-snap", [])]
+    del asked[:]
+    assert provider.check_permissions(("snapshot",), {"id": "brain-disk"}) == []
+    assert asked == [("disks", "brain-disk", ["zone"], ["compute.disks.createSnapshot"])]
+    del asked[:]  # a restore plan without a snapshot name asks nothing of a snapshot
+    provider.check_permissions(("restore",), {"id": "brain-disk"})
+    assert [kind for kind, dummy, dummy2, dummy3 in asked] == ["disks", "instances"]
