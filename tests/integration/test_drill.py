@@ -15,7 +15,7 @@ from conftest import named_engines
 PRODUCTION, BROKEN = "2.3.1", "2.4.0-broken-errors"
 
 
-def staging(engines, named, prefix, tmp_path, count=3, group="staging"):
+def staging(engines, named, prefix, tmp_path, count=3, group="staging", notify_url=None):
     # staging drifted from production (2.3.2): the provision phase puts it back on 2.3.1
     members, hosts = named_engines(engines, named, prefix, count, "2.3.2")
     work = tmp_path / "work"
@@ -30,7 +30,8 @@ def staging(engines, named, prefix, tmp_path, count=3, group="staging"):
         "engine_ledger_path": str(work / "ledger.jsonl"), "engine_report_dir": str(work / "reports"),
         "drill_history_path": str(work / "drills" / "history.jsonl"), "drill_seed_turns": 6, "drill_probe_turns": 12,
         "drill_rto_budget": 600,
-        "rollback_diagnostics": False, "drill_eval_command": str(evals)})
+        "rollback_diagnostics": False, "drill_eval_command": str(evals),
+        **({"notify_webhook_url": notify_url} if notify_url else {})})
     return members, inventory, work
 
 
@@ -48,8 +49,10 @@ def drill_report(work):
 
 
 def test_a_drill_on_three_staging_engines_passes_and_reports_every_phase(
-        engines, named, prefix, tmp_path, docker_client):
-    members, inventory, work = staging(engines, named, prefix, tmp_path)
+        engines, named, prefix, tmp_path, docker_client, receiver):
+    """The drill takes the rollback's own decision (auto) and notification path (the staging inventory's webhook):
+    it passes when both work, and the next quarter's drill fails when the notifications are not delivered."""
+    members, inventory, work = staging(engines, named, prefix, tmp_path, notify_url=receiver.url + "/hook")
     rc, report, wall = drill(inventory)
     assert rc == 0, report["_trailer"][-4000:]
     data, base = drill_report(work)
@@ -60,7 +63,9 @@ def test_a_drill_on_three_staging_engines_passes_and_reports_every_phase(
         host = data["hosts"][engine.name]
         assert [p["name"] for p in host["phases"]] == expected
         assert host["verdict"] == "rollback" and "error rate" in host["symptom"]
+        assert host["verified"]["data_rollback"] in (True, "True")  # decided by auto: 2.4.0 migrated the brain
         assert host["verified"]["brain_equals_snapshot"] in (True, "True")
+        assert host["verified"]["notifications"] and not host["verified"]["notifications_failed"], host["verified"]
         assert int(host["verified"]["exported_rows"]) > 0 and host["verified"]["health"] == "ok"
         assert host["verified"]["evals"] == "green"
         assert docker_client.containers.get(engine.name).image.id == docker_client.images.get("engine:" + PRODUCTION).id
@@ -89,10 +94,19 @@ def test_a_drill_on_three_staging_engines_passes_and_reports_every_phase(
     assert os.path.getsize(png) > 5000
     assert oct(os.stat(base + ".json").st_mode & 0o777) == "0o600"
 
-    # the next quarter compares with this one
+    hooked = [body for method, path, body, dummy in receiver.calls if path == "/hook"]
+    assert {b["facts"]["engine"] for b in hooked} == {m.name for m in members}, hooked  # each rollback announced
+    assert not [p for dummy, p, dummy2, dummy3 in receiver.calls if p.startswith("/status")]  # no customer impact
+
+    # the next quarter compares with this one; its notifications are not delivered (the webhook answers 500), and
+    # a drill whose notification path is broken fails, saying so
+    receiver.failing.add("/hook")
     rc, report, dummy = drill(inventory)
-    assert rc == 0, report["_trailer"][-4000:]
+    assert rc != 0, report["_trailer"][-4000:]
     second, dummy = drill_report(work)
+    assert second["result"] == "failed" and sorted(second["failed_hosts"]) == sorted(m.name for m in members)
+    assert all("notifications sent" in second["hosts"][m.name]["reason"] and "failed:" in second["hosts"][m.name]["reason"]
+               for m in members), [second["hosts"][m.name]["reason"] for m in members]
     assert second["previous_drill"] == data["id"] and {c["phase"] for c in second["changes"]} >= set(expected)
     with open(str(work / "drills" / "history.jsonl")) as handle:
         assert [json.loads(line)["id"] for line in handle] == [data["id"], second["id"]]
