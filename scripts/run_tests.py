@@ -84,6 +84,18 @@ def pytest_layer(layer, paths, extra=(), python=sys.executable):
     return Result(layer, total - failed - skipped, failed, "%d skipped" % skipped if skipped else "")
 
 
+def reliability():
+    """Two workers for the cases that only kill controllers and break inputs, a test file to a worker (the cases of a
+    file may share one fleet); then, alone, the `serial` ones, which restart the Docker daemon or mount filesystems
+    under every other test's Engines."""
+    side_by_side = pytest_layer("reliability", ["tests/reliability"], ["-n", "2", "--dist", "loadfile", "-m", "not serial"])
+    alone = pytest_layer("reliability-serial", ["tests/reliability"], ["-m", "serial"])
+    notes = [note for note in (side_by_side.note, alone.note) if note]
+    return Result("reliability", side_by_side.passed + alone.passed, side_by_side.failed + alone.failed,
+                  "%d side by side, %d alone%s" % (side_by_side.passed, alone.passed,
+                                                   "; " + "; ".join(notes) if notes else ""))
+
+
 def tracked_files():
     """Files git would ship: tracked (and present) plus untracked that are not ignored."""
     out = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=REPO, check=True,
@@ -167,8 +179,7 @@ def main(argv):
         "sanity": sanity,
         "lint": lint,
         "integration": lambda: pytest_layer("integration", ["tests/integration"], ["-n", "2"]),
-        # One at a time: these tests kill controllers, restart the Docker daemon and fill filesystems.
-        "reliability": lambda: pytest_layer("reliability", ["tests/reliability"]),
+        "reliability": reliability,
         "molecule": molecule,
     }
     # Every layer runs with a home of its own under the work dir: what Ansible, ansible-lint, ansible-test, molecule

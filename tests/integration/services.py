@@ -205,8 +205,11 @@ class Engine:
         lines = self.container.logs(stdout=True, stderr=False).decode().splitlines()
         return [json.loads(line) for line in lines if line.startswith("{")]
 
-    def wait_log(self, message, timeout=30):
-        return wait_for(lambda: [r for r in self.logs() if r["message"] == message], timeout, "log %r" % message)
+    def wait_log(self, message, timeout=30, request_id=None):
+        """The Engine's log lines `message` (of the turn `request_id` when given), once there is one."""
+        return wait_for(lambda: [r for r in self.logs() if r["message"] == message
+                                 and request_id in (None, r.get("request_id"))], timeout,
+                        "log %r%s" % (message, " of %s" % request_id if request_id else ""))
 
     def wait_exit(self, timeout=60):
         return self.container.wait(timeout=timeout)["StatusCode"]

@@ -1,17 +1,17 @@
 """Bad input to rollback.yml: each refused before anything changes, with a message that names the problem.
 
-One SQLite and one PostgreSQL Engine, upgraded 2.3.1 -> 2.4.0 by upgrade.yml (snapshot taken) with turns in the
-bad window, shared by every case of this module. Each case runs the real playbook once and then proves that
-nothing changed: the container's ID, image and start time (uptime), the brain's content, the snapshot store,
-and that the run's lock was released.
+One SQLite and one PostgreSQL Engine on 2.4.0 with a pinned pre-upgrade snapshot and turns in the bad window,
+shared by every case of this module. Every bad input is a host of its own in one inventory (each an alias of one
+of these two Engines, with its own state directory and, where a case damages it, its own copy of the store), so
+one run of the real playbook refuses them all side by side. Each case then checks its own host: the failure names
+the problem and says nothing was changed, its store is byte for byte as before and its lock was released; and
+the Engines themselves (container ID, image, start time, brain content) are as they were before the run.
 """
 
-import json
 import os
 import shutil
 import time
 import uuid
-from contextlib import contextmanager
 
 import psycopg
 import pytest
@@ -22,6 +22,14 @@ from rollback_state import Upgraded
 from services import ENGINE_API_KEY, EngineFactory, Names, admin_params
 
 ROLLBACK = ("-e", "version=2.3.1", "-e", "reason=reliability")
+SNAPSHOT_ID_PATHS = ["../../../../etc", "..", "a/../../b", "/etc/passwd"]
+VERSIONS = [
+    ("9.9.9", ["engine:9.9.9 is not present on this host"]),
+    ("latest", ["'latest' is never"]),
+    ("2.3", ["not a semantic version"]),
+    ("2.3.1;rm -rf /", ["2.3.1;rm -rf /"]),
+    ("", ["version"]),
+]
 
 
 @pytest.fixture(scope="module")
@@ -55,82 +63,164 @@ def store_files(store):
     return listing
 
 
-@contextmanager
-def kept_store(victim):
-    """Cases that damage the store on purpose get it back afterwards."""
-    saved = str(victim.store) + ".saved"
-    shutil.copytree(str(victim.store), saved, symlinks=True)
-    try:
-        yield
-    finally:
-        shutil.rmtree(str(victim.store))
-        shutil.move(saved, str(victim.store))
+def flip_a_page(path):
+    """One damaged page in the middle of a file, its size unchanged (a bit rot the manifest's checksum must catch)."""
+    with open(path, "r+b") as handle:
+        handle.seek(os.path.getsize(path) // 2)
+        handle.write(b"\xff" * 512)
 
 
-def refused(victim, *args, words):
-    """Run the rollback with bad input; assert it failed naming the problem and that nothing changed."""
-    before, store_before = victim.fingerprint(), store_files(victim.store)
-    rc, report = run_playbook("playbooks/rollback.yml", victim.inventory, *args)
-    assert rc != 0
-    messages = [r["msg"] for p in report["plays"] for t in p["tasks"] for r in t["hosts"].values()
-                if r.get("failed") and r.get("msg")]
-    assert messages, report["stats"]
-    assert any(all(w in m for w in words) for m in messages), messages
+def largest_file(directory):
+    """The biggest file of a snapshot but its manifest (a pg_dump directory's table data, a SQLite file)."""
+    found = [os.path.join(d, n) for d, dummy, names in os.walk(directory) for n in names if n != "manifest.json"]
+    return max(found, key=os.path.getsize)
+
+
+class Refusals:
+    """Hosts of one inventory, each a bad input aimed at one of the victims, refused by one playbook run."""
+
+    def __init__(self, victims, top):
+        self.victims, self.top, self.hosts, self.cases = victims, top, {}, {}
+
+    def add(self, case, backend="sqlite", words=(), damage=None, **variables):
+        """A host for `case`; `damage(store, victim)` is given the host's own copy of the store to break."""
+        victim = self.victims[backend]
+        store = os.path.join(str(victim.work), "store")
+        if damage:
+            own = str(self.top / case / "store")
+            shutil.copytree(store, own, symlinks=True)
+            damage(os.path.join(own, victim.engine.name), victim)
+            store = own
+        host = {"engine_container": victim.engine.name, "engine_url": victim.engine.url,
+                "engine_api_key": ENGINE_API_KEY, "brain_backend": backend, "version": "2.3.1",
+                "engine_snapshot_store": store, "engine_state_dir": str(self.top / case / "state"),
+                "engine_ledger_path": str(self.top / case / "ledger.jsonl")}
+        host.update(variables)
+        self.hosts[case] = host
+        self.cases[case] = {"victim": victim, "words": list(words), "store": store,
+                            "state": host["engine_state_dir"], "container": host["engine_container"]}
+
+    def run(self):
+        inventory = write_inventory(self.top, "engines", self.hosts, group_vars={
+            "reason": "reliability", "engine_report_dir": str(self.top / "reports")})
+        for case in self.cases.values():
+            case["store_before"] = store_files(case["store"])
+        before = dict((name, self.victims[name].fingerprint()) for name in ("sqlite", "postgres"))
+        rc, report = run_playbook("playbooks/rollback.yml", inventory, "-f", str(len(self.hosts)))
+        after = dict((name, self.victims[name].fingerprint()) for name in ("sqlite", "postgres"))
+        return rc, report, before, after
+
+
+@pytest.fixture(scope="module")
+def refusals(victims, tmp_path_factory):
+    """One rollback.yml run over every bad input below; its report, and the Engines before and after it."""
+    other = victims["other"]
+    bad = Refusals(victims, tmp_path_factory.mktemp("refusals"))
+    for n, (version, words) in enumerate(VERSIONS):
+        bad.add("version-%d" % n, words=words, version=version)
+    bad.add("version-on-postgres", backend="postgres", words=VERSIONS[0][1], version=VERSIONS[0][0])
+    bad.add("snapshot-missing", words=["20250101T000000Z", "missing or invalid"],
+            rollback_snapshot_id="20250101T000000Z")
+    bad.add("snapshot-missing-on-postgres", backend="postgres", words=["20250101T000000Z", "missing or invalid"],
+            rollback_snapshot_id="20250101T000000Z")
+    damaged = "does not match its manifest (corrupted)"
+    bad.add("snapshot-corrupted", words=[victims["sqlite"].snapshot_id, damaged],
+            damage=lambda store, v: flip_a_page(os.path.join(store, v.snapshot_id, "brain.sqlite")))
+    bad.add("snapshot-corrupted-on-postgres", backend="postgres", words=[victims["postgres"].snapshot_id, damaged],
+            damage=lambda store, v: flip_a_page(largest_file(os.path.join(store, v.snapshot_id))))
+
+    def cut_manifest(store, victim):  # cut off mid-write
+        with open(os.path.join(store, victim.snapshot_id, "manifest.json"), "w") as handle:
+            handle.write('{"id": "%s", "engine": ' % victim.snapshot_id)
+    bad.add("manifest-corrupted", words=[victims["sqlite"].snapshot_id, "manifest"], damage=cut_manifest)
+    bad.add("snapshot-of-another-engine", words=[other.snapshot_id, other.container.name],
+            damage=lambda store, v: shutil.copytree(os.path.join(other.store, other.container.name,
+                                                                 other.snapshot_id),
+                                                    os.path.join(store, other.snapshot_id)),
+            rollback_snapshot_id=other.snapshot_id)
+    for n, snapshot_id in enumerate(SNAPSHOT_ID_PATHS):
+        bad.add("snapshot-id-path-%d" % n, words=[snapshot_id, "not a valid name"], rollback_snapshot_id=snapshot_id)
+    bad.add("health-url-of-another-engine", words=[other.url, "another Engine's health URL"],
+            rollback_health_url="%s/health" % other.url)
+    bad.add("health-url-where-nothing-answers", words=["nothing answers at http://127.0.0.1:9/health"],
+            rollback_health_url="http://127.0.0.1:9/health")
+    gone = "%s-gone" % victims["sqlite"].engine.name
+    bad.add("container-missing", words=[gone], engine_container=gone)
+    impostor = bad.top / "impostor.sqlite"
+    impostor.write_text("this is a text file, not a database\n")
+    bad.add("brain-not-sqlite", words=[str(impostor)], brain_options={"sqlite_path": str(impostor)})
+    # a running Engine gets 30 s to start listening before a health URL's silence counts
+    started = victims["sqlite"].container().attrs["State"]["StartedAt"]
+    up = time.time() - time.mktime(time.strptime(started[:19], "%Y-%m-%dT%H:%M:%S")) + time.timezone
+    time.sleep(max(0, 31 - up))
+    rc, report, before, after = bad.run()
+    assert impostor.read_text() == "this is a text file, not a database\n"
+    return {"rc": rc, "report": report, "before": before, "after": after, "cases": bad.cases}
+
+
+def messages_of(report, host):
+    return [t["hosts"][host]["msg"] for p in report["plays"] for t in p["tasks"]
+            if host in t["hosts"] and t["hosts"][host].get("failed") and t["hosts"][host].get("msg")]
+
+
+def assert_refused(refusals, case):
+    """`case`'s host failed naming the problem, said nothing was changed, and left its store and lock as they were."""
+    assert refusals["rc"] != 0
+    spec, report = refusals["cases"][case], refusals["report"]
+    assert report["stats"][case]["failures"] + report["stats"][case]["unreachable"] > 0, report["stats"][case]
+    messages = messages_of(report, case)
+    assert any(all(w in m for w in spec["words"]) for m in messages), messages
     assert any("nothing was changed" in m for m in messages), messages
-    assert victim.fingerprint() == before, "something changed although the run was refused"
-    assert store_files(victim.store) == store_before
-    lock = str(victim.work / "state" / ("%s.lock" % victim.engine.name))
+    assert store_files(spec["store"]) == spec["store_before"]
+    lock = os.path.join(spec["state"], "%s.lock" % spec["container"])
     assert not os.path.exists(lock) or not open(lock).read().strip(), "the lock was kept"
-    return messages
 
 
-@pytest.mark.parametrize("version, words", [
-    ("9.9.9", ["engine:9.9.9 is not present on this host"]),
-    ("latest", ["'latest' is never"]),
-    ("2.3", ["not a semantic version"]),
-    ("2.3.1;rm -rf /", ["2.3.1;rm -rf /"]),
-    ("", ["version"]),
-])
-def test_a_bad_version_is_refused(victims, version, words):
-    refused(victims["sqlite"], "-e", json.dumps({"version": version, "reason": "reliability"}), words=words)
+def test_every_bad_input_failed_and_nothing_changed(refusals):
+    """The run as a whole: every host failed, none got as far as the plan's end, and neither Engine changed."""
+    report = refusals["report"]
+    assert sorted(h for h, s in report["stats"].items() if s["failures"] or s["unreachable"]) == sorted(
+        refusals["cases"]), report["stats"]
+    assert refusals["after"] == refusals["before"], "something changed although every run was refused"
 
 
-def test_a_missing_snapshot_is_refused(victims):
-    victim = victims["sqlite"]
-    refused(victim, *ROLLBACK, "-e", "rollback_snapshot_id=20250101T000000Z", words=["20250101T000000Z",
-                                                                                     "missing or invalid"])
+@pytest.mark.parametrize("n", range(len(VERSIONS)), ids=[v or "empty" for v, dummy in VERSIONS])
+def test_a_bad_version_is_refused(refusals, n):
+    assert_refused(refusals, "version-%d" % n)
 
 
-def test_a_corrupted_snapshot_is_refused(victims):
-    victim = victims["sqlite"]
-    with kept_store(victim):
-        with open(victim.snapshot_file, "r+b") as handle:  # one flipped page in the middle, size unchanged
-            handle.seek(os.path.getsize(victim.snapshot_file) // 2)
-            handle.write(b"\xff" * 512)
-        refused(victim, *ROLLBACK, words=[victim.snapshot_id, "does not match its manifest (corrupted)"])
+@pytest.mark.parametrize("case", ["version-on-postgres", "snapshot-missing-on-postgres",
+                                  "snapshot-corrupted-on-postgres"])
+def test_bad_input_is_refused_on_postgresql_too(refusals, case):
+    assert_refused(refusals, case)
 
 
-def test_a_corrupted_manifest_is_refused(victims):
-    victim = victims["sqlite"]
-    with kept_store(victim):
-        with open(str(victim.store / victim.snapshot_id / "manifest.json"), "w") as handle:
-            handle.write('{"id": "%s", "engine": ' % victim.snapshot_id)  # cut off mid-write
-        refused(victim, *ROLLBACK, words=[victim.snapshot_id, "manifest"])
+@pytest.mark.parametrize("case", ["snapshot-missing", "snapshot-corrupted", "manifest-corrupted",
+                                  "snapshot-of-another-engine"])
+def test_a_snapshot_that_cannot_be_restored_is_refused(refusals, case):
+    assert_refused(refusals, case)
 
 
-def test_another_engines_snapshot_is_refused(victims):
+@pytest.mark.parametrize("n", range(len(SNAPSHOT_ID_PATHS)), ids=SNAPSHOT_ID_PATHS)
+def test_a_snapshot_id_with_a_path_is_refused(refusals, n):
+    assert_refused(refusals, "snapshot-id-path-%d" % n)
+
+
+@pytest.mark.parametrize("case", ["health-url-of-another-engine", "health-url-where-nothing-answers",
+                                  "container-missing", "brain-not-sqlite"])
+def test_a_wrong_engine_or_brain_is_refused(refusals, case):
+    assert_refused(refusals, case)
+
+
+def test_the_operator_can_skip_the_health_url_check(victims):
+    """The way out for an Engine whose /health cannot be checked: a dry run with the check off goes through."""
     victim, other = victims["sqlite"], victims["other"]
-    with kept_store(victim):
-        shutil.copytree(os.path.join(other.store, other.container.name, other.snapshot_id),
-                        str(victim.store / other.snapshot_id))
-        refused(victim, *ROLLBACK, "-e", "rollback_snapshot_id=%s" % other.snapshot_id,
-                words=[other.snapshot_id, other.container.name])
-
-
-@pytest.mark.parametrize("snapshot_id", ["../../../../etc", "..", "a/../../b", "/etc/passwd"])
-def test_a_snapshot_id_with_a_path_is_refused(victims, snapshot_id):
-    refused(victims["sqlite"], *ROLLBACK, "-e", "rollback_snapshot_id=%s" % snapshot_id,
-            words=[snapshot_id, "not a valid name"])
+    before = victim.fingerprint()
+    rc, report = run_playbook("playbooks/rollback.yml", victim.inventory, *ROLLBACK, "-e",
+                              "rollback_health_url=%s/health" % other.url, "-e", "rollback_verify_health_url=false",
+                              check=True)
+    assert rc == 0, report["stats"]
+    assert victim.fingerprint() == before
 
 
 def test_hostile_database_table_and_role_names_that_exist_are_quoted_not_executed(
@@ -190,39 +280,3 @@ def test_hostile_database_table_and_role_names_that_exist_are_quoted_not_execute
         engines.cleanup()
         with psycopg.connect(dbname="postgres", autocommit=True, **admin_params(pg_params)) as conn:
             conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role["user"])))
-
-
-def test_a_health_url_of_another_engine_is_refused(victims):
-    victim, other = victims["sqlite"], victims["other"]
-    refused(victim, *ROLLBACK, "-e", "rollback_health_url=%s/health" % other.url,
-            words=[other.url, "another Engine's health URL"])
-    before = victim.fingerprint()
-    rc, report = run_playbook("playbooks/rollback.yml", victim.inventory, *ROLLBACK, "-e",
-                              "rollback_health_url=%s/health" % other.url, "-e", "rollback_verify_health_url=false",
-                              check=True)
-    assert rc == 0, report["stats"]  # the operator's way out, for an Engine whose /health cannot be checked
-    assert victim.fingerprint() == before
-
-
-def test_a_health_url_where_nothing_answers_is_refused(victims):
-    victim = victims["sqlite"]
-    started = victim.container().attrs["State"]["StartedAt"]
-    up = time.time() - time.mktime(time.strptime(started[:19], "%Y-%m-%dT%H:%M:%S")) + time.timezone
-    time.sleep(max(0, 31 - up))  # a running Engine gets 30 s to start listening before its silence counts
-    refused(victim, *ROLLBACK, "-e", "rollback_health_url=http://127.0.0.1:9/health",
-            words=["nothing answers at http://127.0.0.1:9/health"])
-
-
-def test_an_engine_container_that_does_not_exist_is_refused(victims):
-    victim = victims["sqlite"]
-    gone = "%s-gone" % victim.engine.name
-    refused(victim, *ROLLBACK, "-e", "engine_container=%s" % gone, words=[gone])
-
-
-def test_a_brain_that_is_not_sqlite_is_refused(victims, tmp_path):
-    victim = victims["sqlite"]
-    impostor = tmp_path / "brain.sqlite"
-    impostor.write_text("this is a text file, not a database\n")
-    refused(victim, *ROLLBACK, "-e", json.dumps({"brain_options": {"sqlite_path": str(impostor)}}),
-            words=[str(impostor)])
-    assert impostor.read_text() == "this is a text file, not a database\n"

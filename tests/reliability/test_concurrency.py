@@ -1,20 +1,37 @@
 """Two rollbacks at once: of one Engine (the second is refused and told who holds the lock), and of different
-Engines on one host (they proceed side by side)."""
+Engines on one host (they proceed side by side).
+
+The overlaps are made by the evals, which wait on files the test controls: no fixed sleep decides what overlaps.
+"""
+
+import json
 
 from ansible_run import run_playbook
-from fleet import checkpoint_entries, checkpoint_phases, fleet, ledger, spawn_playbook, task_results
+from fleet import checkpoint_entries, fleet, ledger, spawn_playbook, task_results
+from rollback_state import upgraded_by_hand
 from services import wait_for
+
+
+def eval_waiting_for(arrived, *needed, count=None):
+    """An eval command that says it has arrived (touches `arrived`), then waits until the files `needed` exist (or
+    until `count` files are in the folder of `arrived`); it fails after two minutes so a broken test ends."""
+    if count is None:
+        ready = " && ".join("[ -e %s ]" % path for path in needed)
+    else:
+        ready = '[ "$(ls %s | wc -l)" -ge %d ]' % (arrived.rsplit("/", 1)[0], count)
+    return ("sh -c 'touch %s; for i in $(seq 2400); do if %s; then exit 0; fi; sleep 0.05; done; exit 1'"
+            % (arrived, ready))
 
 
 def test_a_second_concurrent_rollback_is_refused_and_told_who_holds_the_lock(
         engines, named, prefix, tmp_path, docker_client):
     members, inventory, work = fleet(engines, named, prefix, tmp_path, backends=("sqlite",))
-    [engine] = members
-    rc, report = run_playbook("playbooks/upgrade.yml", inventory, "-e", "version=2.4.0")
-    assert rc == 0, report["stats"]
-    first = spawn_playbook(inventory, "-e", "version=2.3.1", "-e", "rollback_eval_command='sleep 8'", "-e", "reason=test")
+    engine, dummy = upgraded_by_hand(engines, members[0], work)
+    arrived, go = str(tmp_path / "first-in-evals"), str(tmp_path / "go")
+    first = spawn_playbook(inventory, "-e", "version=2.3.1", "-e", "reason=test",
+                           "-e", json.dumps({"rollback_eval_command": eval_waiting_for(arrived, go)}))
     try:
-        wait_for(lambda: "switched" in checkpoint_phases(work, engine), 120, "the first rollback to reach its evals")
+        wait_for((tmp_path / "first-in-evals").exists, 180, "the first rollback to reach its evals")
         container = docker_client.containers.get(engine.name)
         rc, report = run_playbook("playbooks/rollback.yml", inventory, "-e", "version=2.3.1")
         assert rc != 0
@@ -23,6 +40,7 @@ def test_a_second_concurrent_rollback_is_refused_and_told_who_holds_the_lock(
         assert refusal["holder"]["pid"] == first.pid
         assert docker_client.containers.get(engine.name).attrs["State"]["StartedAt"] == container.attrs["State"]["StartedAt"]
     finally:
+        (tmp_path / "go").touch()
         out = first.communicate(timeout=300)[0].decode()
     assert first.returncode == 0, out[-3000:]
     assert "rolled_back" in out
@@ -31,12 +49,14 @@ def test_a_second_concurrent_rollback_is_refused_and_told_who_holds_the_lock(
 def test_rollbacks_of_different_engines_on_one_host_run_side_by_side(engines, named, prefix, tmp_path, docker_client):
     """Two operators, two Engines, one host and one state directory: each run takes its own Engine's lock only."""
     members, inventory, work = fleet(engines, named, prefix, tmp_path, backends=("sqlite", "sqlite"))
-    rc, report = run_playbook("playbooks/upgrade.yml", inventory, "-e", "version=2.4.0")
-    assert rc == 0, report["stats"]
+    members = [upgraded_by_hand(engines, engine, work)[0] for engine in members]
     for engine in members:
         engine.execute("bad", request_id="bad-" + engine.name[-6:])
+    (tmp_path / "in-evals").mkdir()
+    # each run's evals wait until the other run is in its evals too: they can only pass side by side
     runs = [spawn_playbook(inventory, "-e", "version=2.3.1", "-e", "reason=test", "-e", "target=%s" % engine.name,
-                           "-e", "rollback_eval_command='sleep 3'")
+                           "-e", json.dumps({"rollback_eval_command": eval_waiting_for(
+                               str(tmp_path / "in-evals" / engine.name), count=2)}))
             for engine in members]
     outputs = [run.communicate(timeout=600)[0].decode() for run in runs]
     assert [run.returncode for run in runs] == [0, 0], [out[-2000:] for out in outputs]

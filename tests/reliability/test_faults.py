@@ -14,18 +14,19 @@ import pytest
 
 from ansible_run import failed_messages, failures, run_module, run_playbook
 from fleet import fleet, report_rows, spawn_playbook
-from rollback_state import Upgraded, add_ballast, exported, request_ids, sqlite_rows
+from rollback_state import Upgraded, add_ballast, exported, request_ids, sqlite_rows, upgraded_by_hand
 from services import admin_params, docker_info_answers, restart_docker_daemon, wait_for
 
 ROLLBACK = ("-e", "version=2.3.1", "-e", "reason=reliability")
 
 
+@pytest.mark.serial  # restarts the Docker daemon under every other test's Engines
 def test_the_docker_daemon_restarted_mid_rollback(engines, named, prefix, tmp_path, docker_client):
     upgraded = Upgraded(engines, named, prefix, tmp_path, docker_client)
     engine = upgraded.engine
     # a turn longer than the plan takes: the swap's drain waits for it, and the daemon goes away meanwhile
     thread, dummy = engine.execute_in_background(message="long", duration=45, request_id="in-flight")
-    time.sleep(1)
+    engine.wait_log("turn started", request_id="in-flight")  # in flight before the run begins
     proc = spawn_playbook(upgraded.inventory, *ROLLBACK)
     try:
         wait_for(lambda: engine.health()[1].get("status") == "draining", 180, "the swap to drain the Engine",
@@ -57,8 +58,7 @@ def test_the_postgresql_connection_dropped_mid_restore(engines, named, prefix, t
     with psycopg.connect(engine.brain.dsn(), autocommit=True) as conn:  # old history: a restore that takes a while
         conn.execute("INSERT INTO ingestion_chunks (source, chunk, created_at) SELECT 'ballast', "
                      "md5(random()::text), '2026-01-01T00:00:00Z' FROM generate_series(1, 400000)")
-    rc, report = run_playbook("playbooks/upgrade.yml", inventory, "-e", "version=2.4.0")
-    assert rc == 0, report["stats"]
+    engine, dummy = upgraded_by_hand(engines, engine, work)
     engine.execute("bad", request_id="bad-1")
     dropped = []
 
@@ -105,6 +105,7 @@ def small_disk(tmp_path):
     subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
+@pytest.mark.serial  # mounts a filesystem
 def test_a_snapshot_that_does_not_fit_is_refused_before_it_starts(engines, named, prefix, tmp_path, small_disk):
     members, inventory, work = fleet(engines, named, prefix, tmp_path, backends=("sqlite",))
     [engine] = members
@@ -124,6 +125,7 @@ def test_a_snapshot_that_does_not_fit_is_refused_before_it_starts(engines, named
     engine.wait_healthy()
 
 
+@pytest.mark.serial  # mounts a filesystem and fills it
 def test_the_disk_filling_up_during_a_snapshot_leaves_no_valid_snapshot(engines, named, prefix, tmp_path, small_disk):
     members, inventory, work = fleet(engines, named, prefix, tmp_path, backends=("sqlite",))
     [engine] = members

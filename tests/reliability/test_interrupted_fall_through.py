@@ -12,7 +12,7 @@ import os
 
 import pytest
 
-from ansible_run import failed_messages, failures, run_playbook
+from ansible_run import failed_messages, failures, run_module, run_playbook
 from fleet import checkpoint_phases, fleet, kill_tree, ledger, report_rows, task_results
 from rollback_state import (exported, recreated, request_ids, set_aside_brains, spawn_killable, sqlite_rows,
                             wait_killed)
@@ -23,14 +23,17 @@ BAD = ["bad-%d" % n for n in range(6)]
 
 
 class HandUpgraded:
-    """One SQLite Engine with history, a snapshot.yml snapshot (nothing pinned), upgraded by hand, bad-window turns."""
+    """One SQLite Engine with history, a snapshot as snapshot.yml takes it (nothing pinned), upgraded by hand, bad-window
+    turns."""
 
     def __init__(self, engines, named, prefix, tmp_path, docker_client, version="2.3.3-broken-dataonly", env=None):
         self.client = docker_client
         members, self.inventory, self.work = fleet(engines, named, prefix, tmp_path, backends=("sqlite",))
         [engine] = members
-        rc, report = run_playbook("playbooks/snapshot.yml", self.inventory, "-e", "reason=nightly")
-        assert rc == 0 and not failures(report), report["stats"]
+        # what snapshot.yml takes (its module, run directly): a snapshot, nothing pinned
+        taken = run_module("brain_snapshot", {"container": engine.name, "store": str(self.work / "store"),
+                                              "reason": "nightly"})
+        assert not taken.get("failed"), taken.get("msg")
         self.store = self.work / "store" / engine.name
         assert not (self.store / "ROLLBACK_TARGET").exists()  # snapshot.yml pins nothing
         [self.snapshot_id] = [n for n in os.listdir(str(self.store)) if not n.startswith(".") and n != "ROLLBACK_TARGET"]

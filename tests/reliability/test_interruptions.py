@@ -1,6 +1,6 @@
 """The controller killed (SIGKILL, no clean-up of any kind) at each phase boundary of a data rollback, then run again.
 
-Each case: one SQLite Engine upgraded 2.3.1 -> 2.4.0 by upgrade.yml (which took the snapshot), turns written
+Each case: one SQLite Engine upgraded 2.3.1 -> 2.4.0 (the pinned snapshot upgrade.yml takes, then 2.4.0), turns written
 in the bad window, `rollback.yml -e version=2.3.1` started and killed at one point, then the same command
 run again. The second run must converge on the end state of one clean rollback: the brain equals the
 snapshot, the export holds every bad-window row exactly once, the replaced brain is kept, the image was
@@ -8,7 +8,6 @@ switched once and the brain swapped once.
 """
 
 import os
-import time
 
 import pytest
 import requests
@@ -73,7 +72,7 @@ def test_killed_while_the_engine_drains(engines, named, prefix, tmp_path, docker
     engine = upgraded.engine
     # a long turn the drain waits for: it completes after the kill, and the export has it
     thread, result = engine.execute_in_background(message="long", duration=25, request_id="in-flight")
-    time.sleep(1)
+    engine.wait_log("turn started", request_id="in-flight")  # in flight before the run begins
     proc, dummy = killed_at(upgraded, tmp_path)
     wait_for(lambda: engine.health()[1].get("status") == "draining", 180, "the swap to drain the Engine", interval=0.05)
     kill(proc)
