@@ -152,9 +152,7 @@ def main():
         module.exit_json(changed=False, checkpoint=record or {}, resumed=resumable(record, p["target"]),
                          phases=phases_done(record), timings=timings(record))
     now = now_epoch()
-    record, resumed, superseded = open_run(record, p["operation"], p["target"], p["run_id"], now)
-    if not resumed and p["initial_data"]:
-        record["data"] = dict(p["initial_data"], **record["data"])
+    record, resumed, superseded = open_run(record, p["operation"], p["target"], p["run_id"], now, p["initial_data"])
     for phase in p["phase"]:
         record = record_phase(record, phase, p["data"], now)
     result = dict(changed=True, checkpoint=record, resumed=resumed, phases=phases_done(record), timings=timings(record))

@@ -251,8 +251,7 @@ class FakeCompute(_Server):
             try:
                 status, doc = self.route(req.command, path[1:], query, body)
             except KeyError as exc:
-                status, doc = 404, {"error": {"code": 404, "message": "The resource %s was not found" % exc,
-                                              "errors": [{"reason": "notFound", "message": "not found"}]}}
+                status, doc = self.error(404, "notFound", "The resource %s was not found" % exc, "not found")
         data = json.dumps(doc).encode()
         req.send_response(status)
         req.send_header("Content-Type", "application/json")
@@ -266,25 +265,26 @@ class FakeCompute(_Server):
         super().close()
 
     @staticmethod
-    def bad_request(reason, message):
-        return 400, {"error": {"code": 400, "message": message, "errors": [{"reason": reason, "message": message}]}}
+    def error(code, reason, message, detail=None):
+        """(status, body) of a Compute API error: its message, and one error of `reason` (with `detail`)."""
+        return code, {"error": {"code": code, "message": message,
+                                "errors": [{"reason": reason, "message": detail or message}]}}
 
     def in_use(self, disk):
-        return self.bad_request("resourceInUseByAnotherResource", "The disk resource '%s' is already being used by '%s'"
-                                % (disk["selfLink"], disk["users"][0]))
+        return self.error(400, "resourceInUseByAnotherResource", "The disk resource '%s' is already being used by '%s'"
+                          % (disk["selfLink"], disk["users"][0]))
 
     def test_permissions(self, resource_type, body):
         """testIamPermissions answers only for the permissions of the resource it is asked on."""
         asked = body.get("permissions") or []
         foreign = [p for p in asked if p.split(".")[1:2] != [resource_type]]
         if foreign:
-            return self.bad_request("invalid", "Permission %s is not valid for a %s resource" % (foreign[0], resource_type))
+            return self.error(400, "invalid", "Permission %s is not valid for a %s resource" % (foreign[0], resource_type))
         return 200, {"permissions": [p for p in asked if p not in self.deny]}
 
     def forbidden(self, permission):
-        message = "Required '%s' permission for 'projects/%s'" % (permission, self.project)
-        return 403, {"error": {"code": 403, "message": message,
-                               "errors": [{"reason": "forbidden", "message": "Required '%s' permission" % permission}]}}
+        return self.error(403, "forbidden", "Required '%s' permission for 'projects/%s'" % (permission, self.project),
+                          "Required '%s' permission" % permission)
 
     def route(self, method, parts, query, body):  # pylint: disable=too-many-return-statements
         if parts[:1] == ["global"]:
@@ -340,8 +340,8 @@ class FakeCompute(_Server):
                 return 200, self._create_snapshot(disk, body)
             if verb == "setLabels":
                 if body.get("labelFingerprint") != disk["labelFingerprint"]:
-                    return 412, {"error": {"code": 412, "message": "Labels fingerprint either invalid or resource labels "
-                                                                   "have changed", "errors": [{"reason": "conditionNotMet"}]}}
+                    return self.error(412, "conditionNotMet",
+                                      "Labels fingerprint either invalid or resource labels have changed")
                 disk.update(labels=body.get("labels") or {}, labelFingerprint=uuid.uuid4().hex[:12])
                 return 200, self._op("setLabels", name)
             if verb == "testIamPermissions":
@@ -351,7 +351,7 @@ class FakeCompute(_Server):
                     return self.in_use(disk)
                 self.disks.pop(name)
                 return 200, self._op("delete", name)
-        return 400, {"error": {"code": 400, "message": "unsupported call %s %s" % (method, "/".join(parts))}}
+        return self.error(400, "unsupported", "unsupported call %s %s" % (method, "/".join(parts)))
 
     # --- resources ------------------------------------------------------------------------------------------
     def _match(self, snap, query):

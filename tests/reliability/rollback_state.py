@@ -10,11 +10,16 @@ import os
 import signal
 import sqlite3
 
-from ansible_run import run_module
-from fleet import fleet, ledger, spawn_playbook
+import psycopg
+from psycopg import sql
+
+from ansible_run import failed_messages, failures, run_module, run_playbook
+from fleet import fleet, ledger, report_rows, spawn_playbook, task_results
 from services import sqlite_copy
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+ROLLBACK = ("-e", "version=2.3.1", "-e", "reason=reliability")
+FINISHED = ("rolled_back", "resumed_and_finished")  # the latter when the killed run had switched the image
 
 
 def sqlite_rows(path):
@@ -72,12 +77,14 @@ class Upgraded:
                 "brain": brain}
 
     def set_aside(self):
-        return set_aside_brains(self.brain_path)
+        """The replaced brains a swap kept: files beside a SQLite brain; (kind, name) of PostgreSQL schemas or
+        databases beside a PostgreSQL one."""
+        if self.brain_path:
+            return set_aside_brains(self.brain_path)
+        return set_aside_postgres(self.engine.brain)
 
     def switches_to(self, image):
-        with open(str(self.work / "state" / ("%s.json" % self.engine.name))) as handle:
-            history = json.load(handle)["history"]
-        return [h for h in history if h["replaced_by"]["reference"] == image]
+        return switches_to(self.work, self.engine.name, image)
 
     def assert_rolled_back_once(self, export_dir):
         """The end state of exactly one data rollback, however many runs it took."""
@@ -86,12 +93,16 @@ class Upgraded:
         assert container.attrs["State"]["Running"]
         self.engine.wait_healthy()
         assert self.engine.health()[1]["version"] == "2.3.1"
-        live, snapshot = sqlite_rows(self.brain_path), sqlite_rows(self.snapshot_file)
-        assert live == snapshot, "the live brain is not the snapshot"
         [aside] = self.set_aside()  # swapped once: one replaced brain, and it is the bad-window brain
-        replaced = request_ids(sqlite_rows(aside))
+        if self.brain_path:
+            live, snapshot = sqlite_rows(self.brain_path), sqlite_rows(self.snapshot_file)
+            assert live == snapshot, "the live brain is not the snapshot"
+            replaced, in_snapshot = request_ids(sqlite_rows(aside)), set(request_ids(snapshot))
+        else:  # a pg_dump is not read here: the snapshot holds the turns the Engine had before the upgrade
+            live = sorted(r[1] for r in self.engine.rows("episodes"))
+            assert live == sorted(self.engine.kept), "the live brain is not the snapshot"
+            replaced, in_snapshot = episodes_of_aside(self.engine.brain, aside), set(live)
         assert set(self.engine.kept + self.engine.bad) <= set(replaced)
-        in_snapshot = set(request_ids(snapshot))
         assert sorted(exported(export_dir)) == sorted(r for r in replaced if r not in in_snapshot), (
             "export incomplete or doubled")
         assert len(self.switches_to("engine:2.3.1")) == 1, "the image was switched more than once"
@@ -113,6 +124,49 @@ def upgraded_by_hand(engines, engine, work, version="2.4.0", env=None):
     upgraded.wait_healthy()
     assert upgraded.health()[1]["version"] == version
     return upgraded, taken["snapshot"]["id"]
+
+
+def switches_to(work, name, image):
+    """The image switches of Engine `name` to `image`, from its switch history."""
+    with open(str(work / "state" / ("%s.json" % name))) as handle:
+        history = json.load(handle)["history"]
+    return [h for h in history if h["replaced_by"]["reference"] == image]
+
+
+def run_again_and_check(upgraded, resumed=True):
+    """Run the rollback again after a kill; it must say whether it resumed and end as one clean rollback does."""
+    rc, report = run_playbook("playbooks/rollback.yml", upgraded.inventory, *ROLLBACK)
+    assert rc == 0 and not failures(report), (report["stats"], failed_messages(report), report["_stderr"][-2000:])
+    plan = task_results(report, "Show the rollback plan")[0]["msg"]
+    # the plan's one line that says it: "new run", or "resuming an interrupted run; phases already done: ..."
+    said = [line for line in plan if line == "new run" or line.startswith("resuming an interrupted run")]
+    assert len(said) == 1 and said[0].startswith("resuming") == resumed, plan
+    row = report_rows(upgraded.work, "rollback")[upgraded.engine.name]
+    assert row["result"] in FINISHED, row
+    upgraded.assert_rolled_back_once(row["export_dir"])
+    return row
+
+
+def set_aside_postgres(brain):
+    """The replaced brains a PostgreSQL swap kept: schemas beside `public`, or databases beside the brain's."""
+    with psycopg.connect(brain.dsn(), autocommit=True) as conn:
+        schemas = [r[0] for r in conn.execute("SELECT nspname FROM pg_namespace WHERE nspname LIKE %s",
+                                              ("engine\\_ops\\_pre\\_restore\\_%",))]
+    with psycopg.connect(autocommit=True, **dict(brain.pg_params, dbname="postgres")) as conn:
+        databases = [r[0] for r in conn.execute("SELECT datname FROM pg_database WHERE datname LIKE %s",
+                                                (brain.database[:34] + "\\_\\_pre\\_restore\\_%",))]
+    return [("schema", s) for s in schemas] + [("database", d) for d in databases]
+
+
+def episodes_of_aside(brain, aside):
+    """Request ids of the episodes in a replaced PostgreSQL brain (kind, name) of set_aside_postgres."""
+    kind, name = aside
+    if kind == "schema":
+        with psycopg.connect(brain.dsn(), autocommit=True) as conn:
+            return sorted(r[0] for r in conn.execute(sql.SQL("SELECT request_id FROM {}.episodes").format(
+                sql.Identifier(name))))
+    with psycopg.connect(autocommit=True, **dict(brain.pg_params, dbname=name)) as conn:
+        return sorted(r[0] for r in conn.execute("SELECT request_id FROM episodes"))
 
 
 def set_aside_brains(brain_path):

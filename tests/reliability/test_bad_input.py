@@ -18,10 +18,9 @@ import pytest
 from psycopg import sql
 
 from ansible_run import run_module, run_playbook, write_inventory
-from rollback_state import Upgraded
+from rollback_state import ROLLBACK, Upgraded
 from services import ENGINE_API_KEY, EngineFactory, Names, admin_params
 
-ROLLBACK = ("-e", "version=2.3.1", "-e", "reason=reliability")
 SNAPSHOT_ID_PATHS = ["../../../../etc", "..", "a/../../b", "/etc/passwd"]
 VERSIONS = [
     ("9.9.9", ["engine:9.9.9 is not present on this host"]),

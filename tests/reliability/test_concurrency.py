@@ -27,11 +27,11 @@ def test_a_second_concurrent_rollback_is_refused_and_told_who_holds_the_lock(
         engines, named, prefix, tmp_path, docker_client):
     members, inventory, work = fleet(engines, named, prefix, tmp_path, backends=("sqlite",))
     engine, dummy = upgraded_by_hand(engines, members[0], work)
-    arrived, go = str(tmp_path / "first-in-evals"), str(tmp_path / "go")
+    arrived, go = tmp_path / "first-in-evals", tmp_path / "go"
     first = spawn_playbook(inventory, "-e", "version=2.3.1", "-e", "reason=test",
-                           "-e", json.dumps({"rollback_eval_command": eval_waiting_for(arrived, go)}))
+                           "-e", json.dumps({"rollback_eval_command": eval_waiting_for(str(arrived), str(go))}))
     try:
-        wait_for((tmp_path / "first-in-evals").exists, 180, "the first rollback to reach its evals")
+        wait_for(arrived.exists, 180, "the first rollback to reach its evals")
         container = docker_client.containers.get(engine.name)
         rc, report = run_playbook("playbooks/rollback.yml", inventory, "-e", "version=2.3.1")
         assert rc != 0
@@ -40,7 +40,7 @@ def test_a_second_concurrent_rollback_is_refused_and_told_who_holds_the_lock(
         assert refusal["holder"]["pid"] == first.pid
         assert docker_client.containers.get(engine.name).attrs["State"]["StartedAt"] == container.attrs["State"]["StartedAt"]
     finally:
-        (tmp_path / "go").touch()
+        go.touch()
         out = first.communicate(timeout=300)[0].decode()
     assert first.returncode == 0, out[-3000:]
     assert "rolled_back" in out

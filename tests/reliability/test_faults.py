@@ -14,10 +14,8 @@ import pytest
 
 from ansible_run import failed_messages, failures, run_module, run_playbook
 from fleet import fleet, report_rows, spawn_playbook
-from rollback_state import Upgraded, add_ballast, exported, request_ids, sqlite_rows, upgraded_by_hand
+from rollback_state import ROLLBACK, Upgraded, add_ballast, exported, request_ids, sqlite_rows, upgraded_by_hand
 from services import admin_params, docker_info_answers, restart_docker_daemon, wait_for
-
-ROLLBACK = ("-e", "version=2.3.1", "-e", "reason=reliability")
 
 
 @pytest.mark.serial  # restarts the Docker daemon under every other test's Engines

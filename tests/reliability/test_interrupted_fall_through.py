@@ -14,11 +14,10 @@ import pytest
 
 from ansible_run import failed_messages, failures, run_module, run_playbook
 from fleet import checkpoint_phases, fleet, kill_tree, ledger, report_rows, task_results
-from rollback_state import (exported, recreated, request_ids, set_aside_brains, spawn_killable, sqlite_rows,
-                            wait_killed)
+from rollback_state import (ROLLBACK, exported, recreated, request_ids, set_aside_brains, spawn_killable,
+                            sqlite_rows, wait_killed)
 from services import wait_for
 
-ROLLBACK = ("-e", "version=2.3.1", "-e", "reason=reliability")
 BAD = ["bad-%d" % n for n in range(6)]
 
 

@@ -12,13 +12,9 @@ import os
 import pytest
 import requests
 
-from ansible_run import failed_messages, failures, run_playbook
-from fleet import checkpoint_phases, kill_tree, report_rows, task_results
-from rollback_state import Upgraded, exported, spawn_killable, wait_killed
+from fleet import checkpoint_phases, kill_tree
+from rollback_state import FINISHED, ROLLBACK, Upgraded, exported, run_again_and_check, spawn_killable, wait_killed
 from services import wait_for
-
-ROLLBACK = ("-e", "version=2.3.1", "-e", "reason=reliability")
-FINISHED = ("rolled_back", "resumed_and_finished")  # the latter when the killed run had switched the image
 
 
 def killed_at(upgraded, tmp_path, kill_at=None):
@@ -29,19 +25,6 @@ def killed_at(upgraded, tmp_path, kill_at=None):
 
 def kill(proc):
     kill_tree(proc)  # the controller and every worker and module it started (workers run in sessions of their own)
-
-
-def run_again_and_check(upgraded, resumed=True):
-    rc, report = run_playbook("playbooks/rollback.yml", upgraded.inventory, *ROLLBACK)
-    assert rc == 0 and not failures(report), (report["stats"], failed_messages(report), report["_stderr"][-2000:])
-    plan = task_results(report, "Show the rollback plan")[0]["msg"]
-    # the plan's one line that says it: "new run", or "resuming an interrupted run; phases already done: ..."
-    said = [line for line in plan if line == "new run" or line.startswith("resuming an interrupted run")]
-    assert len(said) == 1 and said[0].startswith("resuming") == resumed, plan
-    row = report_rows(upgraded.work, "rollback")[upgraded.engine.name]
-    assert row["result"] in FINISHED, row
-    upgraded.assert_rolled_back_once(row["export_dir"])
-    return row
 
 
 def test_killed_right_after_taking_the_lock(engines, named, prefix, tmp_path, docker_client):

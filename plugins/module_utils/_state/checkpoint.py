@@ -44,8 +44,9 @@ def resumable(record, target):
     return bool(record) and record.get("status") == "in_progress" and record.get("target") == target
 
 
-def open_run(record, operation, target, run_id, now):
-    """(record to continue, resumed, superseded unfinished record or None)."""
+def open_run(record, operation, target, run_id, now, initial_data=None):
+    """(record to continue, resumed, superseded unfinished record or None). A new record starts with `initial_data`;
+    a continued one keeps its own data (a value chosen before a step is found again by the run that resumes it)."""
     if resumable(record, target):
         record = dict(record)
         if run_id not in record["run_ids"]:
@@ -53,7 +54,7 @@ def open_run(record, operation, target, run_id, now):
         return record, True, None
     superseded = record if record and record.get("status") == "in_progress" else None
     return ({"operation": operation, "target": target, "status": "in_progress", "started": now,
-             "run_ids": [run_id], "phases": [], "data": {}}, False, superseded)
+             "run_ids": [run_id], "phases": [], "data": dict(initial_data or {})}, False, superseded)
 
 
 def record_phase(record, phase, data, now):

@@ -120,6 +120,17 @@ def test_a_checkpoint_resumes_only_an_unfinished_run_to_the_same_target(tmp_path
     assert finished["status"] == "done" and not cp.resumable(finished, "engine:2.3.1")
 
 
+def test_initial_data_starts_a_new_record_and_a_resumed_one_keeps_its_own(tmp_path):
+    path = cp.checkpoint_path(str(tmp_path), "engine-1", "upgrade")
+    record, resumed, dummy = cp.open_run(cp.load(path), "upgrade", "engine:2.4.0", "run-1", 100.0,
+                                         {"snapshot_planned": "S1"})
+    assert not resumed and record["data"] == {"snapshot_planned": "S1"}
+    cp.save(path, cp.record_phase(record, "planned", {}, 101.0))
+    again, resumed, dummy = cp.open_run(cp.load(path), "upgrade", "engine:2.4.0", "run-2", 200.0,
+                                        {"snapshot_planned": "S2"})
+    assert resumed and again["data"] == {"snapshot_planned": "S1"}
+
+
 def test_a_corrupt_checkpoint_is_reported(tmp_path):
     path = str(tmp_path / "engine-1.rollback.json")
     with open(path, "w") as handle:
