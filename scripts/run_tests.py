@@ -7,11 +7,13 @@ molecule, the reference Engine images (tests/engine/build.py). Prints one line p
 with "N passed, N failed".
 """
 
+import functools
 import os
 import re
 import shutil
 import subprocess
 import sys
+import threading
 import time
 import xml.etree.ElementTree as ET
 
@@ -27,25 +29,42 @@ class Result:
     def __init__(self, layer, passed=0, failed=0, note="", unit="test cases"):
         self.layer, self.passed, self.failed, self.note, self.unit = layer, passed, failed, note, unit
         self.seconds = 0.0
+        self.output = ""
 
     @property
     def ok(self):
         return self.failed == 0 and self.passed > 0
 
 
+# Layers that run beside another one, which leaves part of the machine idle while it waits on Engines (their output
+# is printed when they end). Sanity and lint need neither Docker nor an Engine. Molecule's fleet has names and ports
+# of its own; it runs beside the reliability cases that run two at a time, and ends before the `serial` ones restart
+# the Docker daemon.
+BESIDE = {"integration": ("sanity", "lint"), "reliability": ("molecule",)}
+QUIET = threading.local()  # set in the thread that runs the layers beside another: no streaming
+
+
 def run(cmd, cwd=REPO, env=None, log_name=None):
-    """Run a command, streaming its output and keeping a copy in the reports directory."""
-    print("+ " + " ".join(cmd), flush=True)
-    os.makedirs(REPORTS, exist_ok=True)
+    """Run a command, streaming its output (unless run beside another layer) and keeping a copy in the reports
+    directory."""
+    stream = not getattr(QUIET, "on", False)
     lines = []
+    if stream:
+        print("+ " + " ".join(cmd), flush=True)
+    else:
+        lines.append("+ " + " ".join(cmd) + "\n")
+    os.makedirs(REPORTS, exist_ok=True)
     with subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as proc:
         for line in proc.stdout:
-            sys.stdout.write(line)
+            if stream:
+                sys.stdout.write(line)
             lines.append(line)
     output = "".join(lines)
     if log_name:
         with open(os.path.join(REPORTS, log_name), "w", encoding="utf-8") as handle:
             handle.write(output)
+    if not stream:
+        QUIET.__dict__.setdefault("output", []).append(output)
     return proc.returncode, output
 
 
@@ -70,7 +89,9 @@ def pytest_layer(layer, paths, extra=(), python=sys.executable):
     junit = os.path.join(REPORTS, layer + ".xml")
     if os.path.exists(junit):
         os.unlink(junit)
-    cmd = [python, "-m", "pytest", "-p", "no:cacheprovider", "-q", "--junitxml", junit]
+    # tmp_path and friends under the work dir, not /tmp/pytest-of-<user> (emptied when the layer runs again)
+    cmd = [python, "-m", "pytest", "-p", "no:cacheprovider", "-q", "--junitxml", junit,
+           "--basetemp", os.path.join(WORK, "tmp", layer)]
     rc, dummy = run(cmd + list(extra) + list(paths), log_name=layer + ".log")
     if rc == 5 or not os.path.exists(junit):
         return Result(layer, 0, 1, "pytest collected no tests (exit %d): the setup is broken" % rc)
@@ -84,11 +105,12 @@ def pytest_layer(layer, paths, extra=(), python=sys.executable):
     return Result(layer, total - failed - skipped, failed, "%d skipped" % skipped if skipped else "")
 
 
-def reliability():
+def reliability(before_serial=lambda: None):
     """Two workers for the cases that only kill controllers and break inputs, a test file to a worker (the cases of a
     file may share one fleet); then, alone, the `serial` ones, which restart the Docker daemon or mount filesystems
-    under every other test's Engines."""
+    under every other test's Engines (`before_serial` waits for whatever ran beside the first part)."""
     side_by_side = pytest_layer("reliability", ["tests/reliability"], ["-n", "2", "--dist", "loadfile", "-m", "not serial"])
+    before_serial()
     alone = pytest_layer("reliability-serial", ["tests/reliability"], ["-m", "serial"])
     notes = [note for note in (side_by_side.note, alone.note) if note]
     return Result("reliability", side_by_side.passed + alone.passed, side_by_side.failed + alone.failed,
@@ -105,12 +127,15 @@ def tracked_files():
 
 def sanity():
     """ansible-test needs a real ansible_collections/engine_ops/lifecycle path: test a fresh copy."""
-    root = os.path.join(os.environ.get("TMPDIR", "/tmp"), "engine_ops-sanity")
+    root = os.path.join(WORK, "tmp", "sanity")
     dest = os.path.join(root, "ansible_collections", "engine_ops", "lifecycle")
     shutil.rmtree(root, ignore_errors=True)
     for name in tracked_files():
         os.makedirs(os.path.dirname(os.path.join(dest, name)), exist_ok=True)
         shutil.copy2(os.path.join(REPO, name), os.path.join(dest, name))
+    # its own (empty) git repository: inside the checkout's work dir, ansible-test would ask the checkout's git, which
+    # ignores .work, and skip every file
+    subprocess.run(["git", "init", "-q", dest], check=True)
     rc, output = run(["ansible-test", "sanity", "--python", "3.11", "--color", "no"], cwd=dest,
                      log_name="sanity.log")
     ran = re.findall(r"^Running sanity test [\"']([^\"']+)[\"']", output, re.M)
@@ -192,22 +217,80 @@ def main(argv):
     os.environ["ANSIBLE_REMOTE_TEMP"] = os.path.join(home, ".ansible", "tmp")
     os.environ["ANSIBLE_ASYNC_DIR"] = os.path.join(home, ".ansible_async")
     watched = [os.path.join(user_home, name) for name in (".ansible", ".ansible_async", ".engine_ops")]
-    before = set().union(*(tree(path) for path in watched))
-    results = []
-    for layer in layers:
-        began = time.monotonic()
+    guard = HomeGuard(watched)
+    beside = dict((layer, [other for other in BESIDE[layer] if other in layers]) for layer in layers if layer in BESIDE)
+    beside = dict((layer, others) for layer, others in beside.items() if others)
+    results, began_all = {}, time.monotonic()
+    for layer in [layer for layer in layers if not any(layer in others for others in beside.values())]:
+        companion = Companion(beside.get(layer, []), actions, results)
+        if companion.layers:
+            print("\n===== %s run beside %s; their output follows when they end =====" % (", ".join(companion.layers), layer),
+                  flush=True)
+            companion.start()
         print("\n===== layer %s =====" % layer, flush=True)
-        result = actions[layer]()
-        result.seconds = time.monotonic() - began
-        written = sorted(set().union(*(tree(path) for path in watched)) - before)
+        action = functools.partial(reliability, before_serial=companion.join) if layer == "reliability" else actions[layer]
+        results[layer] = timed(action)
+        companion.join()
+        for other in companion.layers:
+            guard.check(results[other])
+        guard.check(results[layer])
+    ordered = [results[layer] for layer in layers]
+    print(summary(ordered, time.monotonic() - began_all, beside))
+    return 0 if all(r.ok for r in ordered) else 1
+
+
+def timed(action):
+    began = time.monotonic()
+    result = action()
+    result.seconds = time.monotonic() - began
+    return result
+
+
+class Companion:
+    """Layers run one after the other in a thread beside another layer, their output kept and printed once they end."""
+
+    def __init__(self, layers, actions, results):
+        self.layers, self.actions, self.results = layers, actions, results
+        self.thread = threading.Thread(target=self.run)
+        self.printed = False
+
+    def start(self):
+        self.thread.start()
+
+    def run(self):
+        QUIET.on = True
+        for layer in self.layers:
+            try:
+                self.results[layer] = timed(self.actions[layer])
+            except Exception as error:  # pylint: disable=broad-except  # reported as the layer's failure, not lost
+                self.results[layer] = Result(layer, 0, 1, "the layer could not run: %s" % error)
+            self.results[layer].output = "".join(QUIET.__dict__.pop("output", []))
+
+    def join(self):
+        """Wait for the layers (once started) and print their output, once."""
+        if self.thread.is_alive() or self.thread.ident is not None:
+            self.thread.join()
+        if self.layers and not self.printed:
+            self.printed = True
+            for layer in self.layers:
+                print("\n===== layer %s (ran beside another layer) =====\n%s" % (layer, self.results[layer].output),
+                      flush=True)
+
+
+class HomeGuard:
+    """Fails a layer that wrote into the user's own ~/.ansible, ~/.ansible_async or ~/.engine_ops."""
+
+    def __init__(self, watched):
+        self.watched = watched
+        self.before = set().union(*(tree(path) for path in watched))
+
+    def check(self, result):
+        written = sorted(set().union(*(tree(path) for path in self.watched)) - self.before)
         if written:  # the tests keep every artefact under the work dir
             result.failed += 1
             result.note = ("%s; " % result.note if result.note else "") + "wrote into the user's home: %s" % (
                 ", ".join(written[:5]) + (" ..." if len(written) > 5 else ""))
-            before |= set(written)
-        results.append(result)
-    print(summary(results))
-    return 0 if all(r.ok for r in results) else 1
+            self.before |= set(written)
 
 
 def tree(top):
@@ -218,7 +301,7 @@ def tree(top):
     return found
 
 
-def summary(results):
+def summary(results, wall, beside=None):
     """One line per layer in its own unit with its duration; the closing line counts test cases only (pytest's), and
     names any other layer that failed, so checks of different kinds are never added up."""
     lines = ["", "===== summary ====="]
@@ -233,7 +316,11 @@ def summary(results):
     if others:
         bad = [r.layer for r in others if not r.ok]
         closing += "; %s: %s" % (", ".join(r.layer for r in others), "FAILED " + ", ".join(bad) if bad else "ok")
-    lines.append("total %.0fs" % sum(r.seconds for r in results))
+    beside = beside or {}
+    together = "; ".join("%s beside %s" % (" and ".join(others), layer) for layer, others in sorted(beside.items()))
+    own = sum(r.seconds for r in results)
+    lines.append("total %.0fs wall clock" % wall
+                 + (" (%s; the layers' own times add up to %.0fs)" % (together, own) if together else ""))
     lines.append(closing)
     return "\n".join(lines)
 

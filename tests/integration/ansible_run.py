@@ -3,6 +3,7 @@
 import json
 import os
 import subprocess
+import sys
 
 import yaml
 
@@ -62,11 +63,38 @@ def failures(report):
             if stats["failures"] or stats["unreachable"]}
 
 
-def run_module(module, args, check=False, diff=False, timeout=600, interpreter=None):
-    """Run one module of the collection on localhost through the `ansible` CLI; return its result.
+# Modules with an action plugin run on the controller first: only the `ansible` CLI runs them as a playbook does.
+ACTION_PLUGINS = frozenset(name[:-3] for name in os.listdir(os.path.join(REPO, "plugins", "action")) if name.endswith(".py"))
 
-    `interpreter` is the Python that runs the module (default: the controller's own).
+
+def run_module(module, args, check=False, diff=False, timeout=600, interpreter=None):
+    """Run one module of the collection on this host and return its result.
+
+    The module runs as its own process on the JSON arguments Ansible gives it (with check and diff mode as Ansible
+    passes them), importing the collection from the collections path. A module with an action plugin, or one run
+    by another Python (`interpreter`, which has no Ansible of its own), goes through the `ansible` CLI, which ships
+    the module and its module_utils to that Python as a playbook task does.
     """
+    if module in ACTION_PLUGINS or interpreter:
+        return run_module_through_ansible(module, args, check, diff, timeout, interpreter)
+    collections = os.environ.get("ANSIBLE_COLLECTIONS_PATH", "").split(os.pathsep)[0]
+    env = dict(os.environ, PYTHONPATH=collections)
+    remote_tmp = os.environ.get("ANSIBLE_REMOTE_TEMP") or os.path.join(os.path.expanduser("~"), ".ansible", "tmp")
+    payload = dict(args, _ansible_check_mode=check, _ansible_diff=diff, _ansible_remote_tmp=remote_tmp,
+                   _ansible_keep_remote_files=False, _ansible_module_name="engine_ops.lifecycle." + module)
+    proc = subprocess.run([sys.executable, "-m", "ansible_collections.engine_ops.lifecycle.plugins.modules." + module],
+                          input=json.dumps({"ANSIBLE_MODULE_ARGS": payload}), cwd=REPO, env=env, capture_output=True,
+                          text=True, timeout=timeout, check=False)
+    try:
+        result = json.loads(proc.stdout)
+    except ValueError:
+        raise AssertionError("module %s printed no JSON result (rc %d):\n%s\n%s"
+                             % (module, proc.returncode, proc.stdout[-3000:], proc.stderr[-3000:])) from None
+    result.setdefault("changed", False)  # as the controller does for a result without it
+    return result
+
+
+def run_module_through_ansible(module, args, check, diff, timeout, interpreter):
     env = dict(os.environ, ANSIBLE_LOAD_CALLBACK_PLUGINS="1", ANSIBLE_STDOUT_CALLBACK="ansible.posix.json",
                ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"), ANSIBLE_NOCOLOR="1")
     cmd = ["ansible", "localhost", "-m", "engine_ops.lifecycle." + module, "-a", json.dumps(args)]

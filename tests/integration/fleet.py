@@ -9,7 +9,7 @@ import signal
 import subprocess
 import uuid
 
-from ansible_run import REPO, write_inventory
+from ansible_run import REPO, run_module, write_inventory
 from services import ENGINE_API_KEY
 
 
@@ -33,8 +33,34 @@ def fleet(engines, named, prefix, tmp_path, backends=("sqlite", "sqlite", "postg
     inventory = write_inventory(tmp_path, "engines", hosts, group_vars={
         "engine_snapshot_store": str(work / "store"), "engine_state_dir": str(work / "state"),
         "engine_ledger_path": str(work / "ledger.jsonl"), "engine_report_dir": str(work / "reports"),
-        "upgrade_watch_seconds": 2, "upgrade_window_seconds": 1})
+        "upgrade_watch_seconds": 2, "upgrade_window_seconds": 1,
+        # a release that never becomes healthy is given up on after 20 s, not the production 60
+        "upgrade_health_timeout": 20, "rollback_health_timeout": 20})
     return members, inventory, work
+
+
+def upgraded_by_hand(engines, engine, work, version="2.4.0", env=None):
+    """The state upgrade.yml leaves, made directly: the pinned pre-upgrade snapshot (the snapshot module, as the
+    upgrade takes it), then docker rm and docker run on `version`, whose start-up migrates the brain forward.
+    Returns the Engine on `version` (same name, brain and port) and the snapshot's id."""
+    taken = run_module("brain_snapshot", {"container": engine.name, "backend": engine.brain.backend,
+                                          "store": str(work / "store"), "pinned": True, "rollback_target": True,
+                                          "reason": "pre-upgrade engine:2.3.1 -> engine:%s" % version})
+    assert not taken.get("failed"), taken.get("msg")
+    upgraded = recreated(engines, engine, dict(env or {}), version=version)
+    upgraded.wait_healthy()
+    assert upgraded.health()[1]["version"] == version
+    return upgraded, taken["snapshot"]["id"]
+
+
+def recreated(engines, engine, env, version="2.3.1"):
+    """The same Engine (name, brain, port) on `version` in a new container with `env` added; the old container goes.
+    With another version this is an upgrade by hand (docker rm, docker run), as an operator does it without us."""
+    engine.container.remove(force=True)
+    fresh = engines.start(version, engine.brain, env=env, port=engine.port)
+    fresh.container.rename(engine.name)
+    fresh.name, fresh.kept = engine.name, getattr(engine, "kept", None)
+    return fresh
 
 
 def episodes(engine):

@@ -7,15 +7,14 @@ import tarfile
 import requests
 
 from ansible_run import failures, run_playbook, write_inventory
-from fleet import episodes, fleet, ledger, report_rows, task_results
+from fleet import episodes, fleet, ledger, report_rows, task_results, upgraded_by_hand
 from services import AUTH, ENGINE_API_KEY
 
 
-def upgraded_to(engines, named, prefix, tmp_path, version, backends=("sqlite",)):
-    members, inventory, work = fleet(engines, named, prefix, tmp_path, backends=backends)
-    rc, report = run_playbook("playbooks/upgrade.yml", inventory, "-e", "version=%s" % version)
-    assert rc == 0, report["stats"]
-    return members, inventory, work
+def upgraded_to(engines, named, prefix, tmp_path, version):
+    """One Engine upgraded to `version` with its pinned pre-upgrade snapshot (upgrade.yml has its own tests)."""
+    members, inventory, work = fleet(engines, named, prefix, tmp_path, backends=("sqlite",))
+    return [upgraded_by_hand(engines, members[0], work, version=version)[0]], inventory, work
 
 
 def test_diagnostics_postmortem_and_regression_case_name_the_real_run(engines, named, prefix, tmp_path, docker_client):
@@ -120,7 +119,7 @@ def test_calls_to_external_mcp_servers_in_the_bad_window_are_reported(engines, n
         "engine_container": engine.name, "engine_url": engine.url, "engine_api_key": ENGINE_API_KEY, "engine_snapshot_store": str(work / "store"),
         "engine_state_dir": str(work / "state"), "engine_ledger_path": str(work / "ledger.jsonl"),
         "engine_report_dir": str(work / "reports"), "upgrade_watch_seconds": 0}})
-    assert run_playbook("playbooks/upgrade.yml", inventory, "-e", "version=2.4.0")[0] == 0
+    engine = upgraded_by_hand(engines, engine, work)[0]
     for n, calls in enumerate([[{"server": "mcp-files", "tool": "read_file"}], [], [{"server": "mcp-files", "tool": "write_file"}]]):
         response = requests.post(engine.url + "/execute", json={"message": "m%d" % n, "tool_calls": calls},
                                  headers=dict(AUTH, **{"X-Request-ID": "bad-%d" % n}), timeout=60)

@@ -19,8 +19,9 @@ import ansible_runner
 import pytest
 import yaml
 
-from ansible_run import REPO, run_playbook, write_inventory
+from ansible_run import REPO, write_inventory
 from conftest import named_engines
+from fleet import upgraded_by_hand
 
 AWX_DIR = os.path.join(REPO, "extensions", "awx")
 COLLECTIONS = os.environ.get("ANSIBLE_COLLECTIONS_PATH", "").split(os.pathsep)[0]
@@ -284,9 +285,7 @@ def fleet(engines, named, prefix, tmp_path, count, version):
 
 def test_a_rollback_job_with_survey_answers_returns_its_artifacts(engines, named, prefix, tmp_path, docker_client):
     members, hosts, group_vars, work = fleet(engines, named, prefix, tmp_path, 2, "2.3.1")
-    inventory = write_inventory(tmp_path, "engines", hosts, group_vars)
-    rc, report = run_playbook("playbooks/upgrade.yml", inventory, "-e", "version=2.4.0")
-    assert rc == 0, report["_trailer"][-3000:]
+    members = [upgraded_by_hand(engines, engine, work)[0] for engine in members]  # upgrade.yml has its own tests
     bad_window = {}
     for engine in members:  # turns on 2.4.0, after the pre-upgrade snapshot: the rollback must export exactly these
         bad_window[engine.name] = ["%s-bad-%d" % (engine.name, n) for n in range(2)]
@@ -354,9 +353,7 @@ def test_sliced_rollback_jobs_merge_their_summaries_and_ledger(engines, named, p
     """Two slices of one rollback job (AWX job slicing: --limit per slice, run at the same time on two execution
     nodes) each roll back only their Engines, and their artifacts, summaries and ledger lines add up to the fleet."""
     members, hosts, group_vars, work = fleet(engines, named, prefix, tmp_path, 4, "2.3.1")
-    inventory = write_inventory(tmp_path, "engines", hosts, group_vars)
-    rc, report = run_playbook("playbooks/upgrade.yml", inventory, "-e", "version=2.4.0")
-    assert rc == 0, report["_trailer"][-3000:]
+    members = [upgraded_by_hand(engines, engine, work)[0] for engine in members]
     names = sorted(hosts)
     slices = [names[0::2], names[1::2]]
     answers = {"version": "v2.3.1", "reason": "sliced rollback", "rollback_data_rollback": "auto"}

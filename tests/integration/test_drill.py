@@ -100,13 +100,14 @@ def test_a_drill_on_three_staging_engines_passes_and_reports_every_phase(
 
     # the next quarter compares with this one; its notifications are not delivered (the webhook answers 500), and
     # a drill whose notification path is broken fails, saying so
+    # (one Engine of the fleet this time, as an operator limits a drill)
     receiver.failing.add("/hook")
-    rc, report, dummy = drill(inventory)
+    rc, report, dummy = drill(inventory, "--limit", members[0].name)
     assert rc != 0, report["_trailer"][-4000:]
     second, dummy = drill_report(work)
-    assert second["result"] == "failed" and sorted(second["failed_hosts"]) == sorted(m.name for m in members)
-    assert all("notifications sent" in second["hosts"][m.name]["reason"] and "failed:" in second["hosts"][m.name]["reason"]
-               for m in members), [second["hosts"][m.name]["reason"] for m in members]
+    assert second["result"] == "failed" and second["failed_hosts"] == [members[0].name], second["failed_hosts"]
+    reason = second["hosts"][members[0].name]["reason"]
+    assert "notifications sent" in reason and "failed:" in reason, reason
     assert second["previous_drill"] == data["id"] and {c["phase"] for c in second["changes"]} >= set(expected)
     with open(str(work / "drills" / "history.jsonl")) as handle:
         assert [json.loads(line)["id"] for line in handle] == [data["id"], second["id"]]

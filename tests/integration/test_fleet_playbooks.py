@@ -9,7 +9,7 @@ import re
 import threading
 
 from ansible_run import changed_tasks, failures, run_playbook
-from fleet import episodes, fleet, ledger, report_rows, task_results
+from fleet import episodes, fleet, ledger, report_rows, task_results, upgraded_by_hand
 
 
 def test_upgrade_bad_window_and_rollback_of_a_mixed_fleet(engines, named, prefix, tmp_path, docker_client):
@@ -98,8 +98,7 @@ def test_image_only_rollback_falls_through_to_the_data_rollback_on_migration_req
         engines, named, prefix, tmp_path, docker_client):
     members, inventory, work = fleet(engines, named, prefix, tmp_path, backends=("sqlite",))
     [engine] = members
-    rc, report = run_playbook("playbooks/upgrade.yml", inventory, "-e", "version=2.3.3-broken-dataonly")
-    assert rc == 0 and not failures(report), report["stats"]
+    engine = upgraded_by_hand(engines, engine, work, version="2.3.3-broken-dataonly")[0]
     engine.execute("bad", request_id="bad-1")
     container = docker_client.containers.get(engine.name)
     rc, report = run_playbook("playbooks/rollback.yml", inventory, "-e", "version=2.3.1")
@@ -125,8 +124,7 @@ def test_the_free_strategy_rolls_each_engine_back_without_waiting_for_the_others
         engines, named, prefix, tmp_path, docker_client):
     """-e rollback_strategy=free (for large fleets): the same rollback, each Engine through its window on its own."""
     members, inventory, work = fleet(engines, named, prefix, tmp_path, backends=("sqlite", "postgres"))
-    rc, report = run_playbook("playbooks/upgrade.yml", inventory, "-e", "version=2.4.0")
-    assert rc == 0, report["stats"]
+    members = [upgraded_by_hand(engines, engine, work)[0] for engine in members]
     for engine in members:
         engine.execute("bad", request_id="bad-" + engine.name[-6:])
     rc, report = run_playbook("playbooks/rollback.yml", inventory, "-e", "version=2.3.1", "-e", "reason=test",
@@ -232,8 +230,7 @@ def test_the_upgrade_watch_rolls_back_a_release_whose_errors_show_in_its_logs(
 
 def test_a_rolled_back_version_is_not_redeployed_without_a_root_cause(engines, named, prefix, tmp_path, docker_client):
     members, inventory, work = fleet(engines, named, prefix, tmp_path, backends=("sqlite",))
-    [engine] = members
-    assert run_playbook("playbooks/upgrade.yml", inventory, "-e", "version=2.4.0")[0] == 0
+    engine = upgraded_by_hand(engines, members[0], work)[0]
     rc, report = run_playbook("playbooks/rollback.yml", inventory, "-e", "version=2.3.1", "-e", "reason='bad memory'")
     assert rc == 0, report["stats"]
     before = docker_client.containers.get(engine.name)

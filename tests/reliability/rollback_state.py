@@ -13,8 +13,8 @@ import sqlite3
 import psycopg
 from psycopg import sql
 
-from ansible_run import failed_messages, failures, run_module, run_playbook
-from fleet import fleet, ledger, report_rows, spawn_playbook, task_results
+from ansible_run import failed_messages, failures, run_playbook
+from fleet import fleet, ledger, report_rows, spawn_playbook, task_results, upgraded_by_hand
 from services import sqlite_copy
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -112,20 +112,6 @@ class Upgraded:
         assert results and results[-1] in ("rolled_back", "resumed_and_finished"), results
 
 
-def upgraded_by_hand(engines, engine, work, version="2.4.0", env=None):
-    """The state upgrade.yml leaves, made directly: the pinned pre-upgrade snapshot (the snapshot module, as the
-    upgrade takes it), then docker rm and docker run on `version`, whose start-up migrates the brain forward.
-    Returns the Engine on `version` (same name, brain and port) and the snapshot's id."""
-    taken = run_module("brain_snapshot", {"container": engine.name, "backend": engine.brain.backend,
-                                          "store": str(work / "store"), "pinned": True, "rollback_target": True,
-                                          "reason": "pre-upgrade engine:2.3.1 -> engine:%s" % version})
-    assert not taken.get("failed"), taken.get("msg")
-    upgraded = recreated(engines, engine, dict(env or {}), version=version)
-    upgraded.wait_healthy()
-    assert upgraded.health()[1]["version"] == version
-    return upgraded, taken["snapshot"]["id"]
-
-
 def switches_to(work, name, image):
     """The image switches of Engine `name` to `image`, from its switch history."""
     with open(str(work / "state" / ("%s.json" % name))) as handle:
@@ -189,16 +175,6 @@ def wait_killed(proc, mark, words):
     assert proc.returncode == -signal.SIGKILL, "the run was not killed (rc %s):\n%s" % (proc.returncode, output[-3000:])
     with open(mark) as handle:
         assert words in handle.read()
-
-
-def recreated(engines, engine, env, version="2.3.1"):
-    """The same Engine (name, brain, port) on `version` in a new container with `env` added; the old container goes.
-    With another version this is an upgrade by hand (docker rm, docker run), as an operator does it without us."""
-    engine.container.remove(force=True)
-    fresh = engines.start(version, engine.brain, env=env, port=engine.port)
-    fresh.container.rename(engine.name)
-    fresh.name, fresh.kept = engine.name, engine.kept
-    return fresh
 
 
 def exported(export_dir, table="episodes"):

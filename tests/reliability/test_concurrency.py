@@ -7,8 +7,7 @@ The overlaps are made by the evals, which wait on files the test controls: no fi
 import json
 
 from ansible_run import run_playbook
-from fleet import checkpoint_entries, fleet, ledger, spawn_playbook, task_results
-from rollback_state import upgraded_by_hand
+from fleet import checkpoint_entries, fleet, ledger, spawn_playbook, task_results, upgraded_by_hand
 from services import wait_for
 
 

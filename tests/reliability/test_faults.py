@@ -13,8 +13,8 @@ import psycopg
 import pytest
 
 from ansible_run import failed_messages, failures, run_module, run_playbook
-from fleet import fleet, report_rows, spawn_playbook
-from rollback_state import ROLLBACK, Upgraded, add_ballast, exported, request_ids, sqlite_rows, upgraded_by_hand
+from fleet import fleet, report_rows, spawn_playbook, upgraded_by_hand
+from rollback_state import ROLLBACK, Upgraded, add_ballast, exported, request_ids, sqlite_rows
 from services import admin_params, docker_info_answers, restart_docker_daemon, wait_for
 
 

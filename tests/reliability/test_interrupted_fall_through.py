@@ -13,8 +13,8 @@ import os
 import pytest
 
 from ansible_run import failed_messages, failures, run_module, run_playbook
-from fleet import checkpoint_phases, fleet, kill_tree, ledger, report_rows, task_results
-from rollback_state import (ROLLBACK, exported, recreated, request_ids, set_aside_brains, spawn_killable,
+from fleet import checkpoint_phases, fleet, kill_tree, ledger, recreated, report_rows, task_results
+from rollback_state import (ROLLBACK, exported, request_ids, set_aside_brains, spawn_killable,
                             sqlite_rows, wait_killed)
 from services import wait_for
 

@@ -19,8 +19,7 @@ import uuid
 import pytest
 
 from ansible_run import run_module, run_playbook
-from fleet import fleet, report_rows, spawn_playbook
-from rollback_state import recreated
+from fleet import fleet, recreated, report_rows, spawn_playbook
 from services import ENGINE_API_KEY, EngineFactory, Names, Receiver
 
 TOKEN = "hooktoken-" + uuid.uuid4().hex
