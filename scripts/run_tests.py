@@ -89,7 +89,9 @@ def pytest_layer(layer, paths, extra=(), python=sys.executable):
     junit = os.path.join(REPORTS, layer + ".xml")
     if os.path.exists(junit):
         os.unlink(junit)
-    # tmp_path and friends under the work dir, not /tmp/pytest-of-<user> (emptied when the layer runs again)
+    # tmp_path and friends under the work dir, not /tmp/pytest-of-<user> (emptied when the layer runs again; pytest
+    # makes the layer's folder but not its parents)
+    os.makedirs(os.path.join(WORK, "tmp"), exist_ok=True)
     cmd = [python, "-m", "pytest", "-p", "no:cacheprovider", "-q", "--junitxml", junit,
            "--basetemp", os.path.join(WORK, "tmp", layer)]
     rc, dummy = run(cmd + list(extra) + list(paths), log_name=layer + ".log")

@@ -174,6 +174,16 @@ class Engine:
     def wait_healthy(self, timeout=60):
         return wait_for(lambda: self.health()[1].get("status") == "ok", timeout, "%s healthy" % self.url)
 
+    def wait_started(self, timeout=60):
+        """Until the Engine is past its start-up: /health answers something other than "starting", or the container
+        has stopped (a release that crashes at start)."""
+        def past_start():
+            self.container.reload()
+            if self.container.status in ("exited", "dead", "restarting"):
+                return True
+            return self.health()[1].get("status") != "starting"
+        return wait_for(past_start, timeout, "%s past its start-up" % self.url)
+
     def wait_status(self, status, timeout=60):
         return wait_for(lambda: self.health()[1].get("status") == status, timeout, "status %s" % status)
 

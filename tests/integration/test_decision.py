@@ -65,6 +65,9 @@ def baseline(docker_client, pg_params, tmp_path_factory):
 def test_each_build_gets_the_right_verdict_from_its_real_evidence(engines, baseline, build, verdict, fired, guard):
     path, dummy = baseline
     engine = engines.start(build, engines.brain("sqlite"))
+    # judged as a release that has been deployed: its own start-up (a second of "starting", longer on a busy
+    # machine) is not evidence about it
+    engine.wait_started()
     stop = threading.Event()
     traffic(engine, stop, "judged")
     try:

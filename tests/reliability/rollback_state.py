@@ -86,6 +86,9 @@ class Upgraded:
     def switches_to(self, image):
         return switches_to(self.work, self.engine.name, image)
 
+    def assert_finished(self, row):
+        self.assert_rolled_back_once(row["export_dir"])
+
     def assert_rolled_back_once(self, export_dir):
         """The end state of exactly one data rollback, however many runs it took."""
         container = self.container()
@@ -120,7 +123,9 @@ def switches_to(work, name, image):
 
 
 def run_again_and_check(upgraded, resumed=True):
-    """Run the rollback again after a kill; it must say whether it resumed and end as one clean rollback does."""
+    """Run the rollback again after a kill; it must say whether it resumed and end as one clean rollback does
+    (`upgraded.assert_finished(row)`: Upgraded's or another starting state's own end-state check).
+    Returns the Engine's summary row and the plan's lines."""
     rc, report = run_playbook("playbooks/rollback.yml", upgraded.inventory, *ROLLBACK)
     assert rc == 0 and not failures(report), (report["stats"], failed_messages(report), report["_stderr"][-2000:])
     plan = task_results(report, "Show the rollback plan")[0]["msg"]
@@ -129,8 +134,8 @@ def run_again_and_check(upgraded, resumed=True):
     assert len(said) == 1 and said[0].startswith("resuming") == resumed, plan
     row = report_rows(upgraded.work, "rollback")[upgraded.engine.name]
     assert row["result"] in FINISHED, row
-    upgraded.assert_rolled_back_once(row["export_dir"])
-    return row
+    upgraded.assert_finished(row)
+    return row, plan
 
 
 def set_aside_postgres(brain):

@@ -14,7 +14,7 @@ import pytest
 
 from ansible_run import failed_messages, failures, run_module, run_playbook
 from fleet import checkpoint_phases, fleet, kill_tree, ledger, recreated, report_rows, task_results
-from rollback_state import (ROLLBACK, exported, request_ids, set_aside_brains, spawn_killable,
+from rollback_state import (ROLLBACK, exported, request_ids, run_again_and_check, set_aside_brains, spawn_killable,
                             sqlite_rows, wait_killed)
 from services import wait_for
 
@@ -52,7 +52,7 @@ class HandUpgraded:
     def set_aside(self):
         return set_aside_brains(self.brain_path)
 
-    def assert_rolled_back(self, row):
+    def assert_finished(self, row):
         """The end state of one clean fall-through rollback, however many runs it took."""
         container = self.container()
         assert container.image.id == self.client.images.get("engine:2.3.1").id and container.attrs["State"]["Running"]
@@ -73,16 +73,6 @@ def rollback(hand, kill_at=None):
     return spawn_killable(hand.inventory, ROLLBACK, mark, kill_at), mark
 
 
-def run_again(hand):
-    rc, report = run_playbook("playbooks/rollback.yml", hand.inventory, *ROLLBACK)
-    assert rc == 0 and not failures(report), (report["stats"], failed_messages(report), report["_stderr"][-2000:])
-    plan = task_results(report, "Show the rollback plan")[0]["msg"]
-    assert any(line.startswith("resuming an interrupted run") for line in plan), plan
-    row = report_rows(hand.work, "rollback")[hand.engine.name]
-    hand.assert_rolled_back(row)
-    return row, plan
-
-
 def test_an_uninterrupted_run_falls_through_with_the_newest_snapshot_taken_on_the_target(
         engines, named, prefix, tmp_path, docker_client):
     """The reference end state the interrupted runs below must reach."""
@@ -95,7 +85,7 @@ def test_an_uninterrupted_run_falls_through_with_the_newest_snapshot_taken_on_th
                 % hand.snapshot_id) in line for line in plan), plan
     row = report_rows(hand.work, "rollback")[hand.engine.name]
     assert row["fell_through"] is True and row["result"] == "rolled_back", row
-    hand.assert_rolled_back(row)
+    hand.assert_finished(row)
 
 
 def test_killed_while_the_old_image_refuses_the_brain(engines, named, prefix, tmp_path, docker_client):
@@ -109,7 +99,7 @@ def test_killed_while_the_old_image_refuses_the_brain(engines, named, prefix, tm
     kill_tree(proc)  # the controller and the switch it ran (a module left running would revert on its own)
     assert hand.container().image.id == target, "killed too late: the switch had already put the Engine back"
     assert "fell_through" not in checkpoint_phases(hand.work, hand.engine) and not hand.set_aside()
-    row, plan = run_again(hand)
+    row, plan = run_again_and_check(hand)
     assert row["fell_through"] in (True, "True"), row
 
 
@@ -119,5 +109,5 @@ def test_killed_at_each_step_of_the_fall_through(engines, named, prefix, tmp_pat
     hand = HandUpgraded(engines, named, prefix, tmp_path, docker_client)
     proc, mark = rollback(hand, "start:" + words)
     wait_killed(proc, mark, words)
-    row, plan = run_again(hand)
+    row, plan = run_again_and_check(hand)
     assert any("data rollback: yes" in line for line in plan) == (words != "Record the changed decision"), plan

@@ -32,7 +32,7 @@ def test_a_postgresql_rollback_killed_then_run_again(engines, named, prefix, tmp
     mark = str(tmp_path / "killed-at")
     proc = spawn_killable(upgraded.inventory, ROLLBACK, mark, kill_at)
     wait_killed(proc, mark, kill_at.split(":", 1)[1])
-    row = run_again_and_check(upgraded, resumed)  # the same end state checks as on SQLite, read from PostgreSQL
+    row, dummy = run_again_and_check(upgraded, resumed)  # the same end state checks as on SQLite, read from PostgreSQL
     assert sorted(exported(row["export_dir"])) == sorted(upgraded.engine.bad), "export incomplete or doubled"
 
 

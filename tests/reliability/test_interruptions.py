@@ -63,7 +63,7 @@ def test_killed_while_the_engine_drains(engines, named, prefix, tmp_path, docker
     assert upgraded.set_aside() == []  # not swapped yet
     thread.join(timeout=60)
     assert result["response"][0] == 200  # the drain let the turn finish although the controller died
-    row = run_again_and_check(upgraded)
+    row, dummy = run_again_and_check(upgraded)
     assert "in-flight" in exported(row["export_dir"])
 
 
@@ -102,7 +102,7 @@ def test_killed_between_the_image_switchs_renames(engines, named, prefix, tmp_pa
     proc, mark = killed_at(upgraded, tmp_path, "start:Switch the Engine to 2.3.1")
     wait_killed(proc, mark, "Switch the Engine to")
     upgraded.container().rename(upgraded.engine.name + "-engine_ops-previous")
-    row = run_again_and_check(upgraded)
+    row, dummy = run_again_and_check(upgraded)
     assert row["result"] in FINISHED
 
 
