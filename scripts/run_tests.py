@@ -41,13 +41,14 @@ class Result:
 # of its own; it runs beside the reliability cases that run two at a time, and ends before the `serial` ones restart
 # the Docker daemon.
 BESIDE = {"integration": ("sanity", "lint"), "reliability": ("molecule",)}
-QUIET = threading.local()  # set in the thread that runs the layers beside another: no streaming
+QUIET = threading.local()  # .output (a list) in the thread that runs layers beside another: kept, not streamed
 
 
 def run(cmd, cwd=REPO, env=None, log_name=None):
     """Run a command, streaming its output (unless run beside another layer) and keeping a copy in the reports
     directory."""
-    stream = not getattr(QUIET, "on", False)
+    kept = getattr(QUIET, "output", None)
+    stream = kept is None
     lines = []
     if stream:
         print("+ " + " ".join(cmd), flush=True)
@@ -64,7 +65,7 @@ def run(cmd, cwd=REPO, env=None, log_name=None):
         with open(os.path.join(REPORTS, log_name), "w", encoding="utf-8") as handle:
             handle.write(output)
     if not stream:
-        QUIET.__dict__.setdefault("output", []).append(output)
+        kept.append(output)
     return proc.returncode, output
 
 
@@ -220,8 +221,11 @@ def main(argv):
     os.environ["ANSIBLE_ASYNC_DIR"] = os.path.join(home, ".ansible_async")
     watched = [os.path.join(user_home, name) for name in (".ansible", ".ansible_async", ".engine_ops")]
     guard = HomeGuard(watched)
-    beside = dict((layer, [other for other in BESIDE[layer] if other in layers]) for layer in layers if layer in BESIDE)
-    beside = dict((layer, others) for layer, others in beside.items() if others)
+    beside = {}  # layer -> the requested layers that run beside it
+    for layer in layers:
+        others = [other for other in BESIDE.get(layer, ()) if other in layers]
+        if others:
+            beside[layer] = others
     results, began_all = {}, time.monotonic()
     for layer in [layer for layer in layers if not any(layer in others for others in beside.values())]:
         companion = Companion(beside.get(layer, []), actions, results)
@@ -260,17 +264,17 @@ class Companion:
         self.thread.start()
 
     def run(self):
-        QUIET.on = True
         for layer in self.layers:
+            QUIET.output = []
             try:
                 self.results[layer] = timed(self.actions[layer])
             except Exception as error:  # pylint: disable=broad-except  # reported as the layer's failure, not lost
                 self.results[layer] = Result(layer, 0, 1, "the layer could not run: %s" % error)
-            self.results[layer].output = "".join(QUIET.__dict__.pop("output", []))
+            self.results[layer].output = "".join(QUIET.output)
 
     def join(self):
         """Wait for the layers (once started) and print their output, once."""
-        if self.thread.is_alive() or self.thread.ident is not None:
+        if self.thread.ident is not None:  # started
             self.thread.join()
         if self.layers and not self.printed:
             self.printed = True

@@ -8,6 +8,8 @@ import sys
 import yaml
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+# where the set-up installed this collection and its dependencies (the first entry of the collections path)
+COLLECTIONS = os.environ.get("ANSIBLE_COLLECTIONS_PATH", "").split(os.pathsep)[0]
 
 
 def write_inventory(directory, group, hosts, group_vars=None):
@@ -77,8 +79,7 @@ def run_module(module, args, check=False, diff=False, timeout=600, interpreter=N
     """
     if module in ACTION_PLUGINS or interpreter:
         return run_module_through_ansible(module, args, check, diff, timeout, interpreter)
-    collections = os.environ.get("ANSIBLE_COLLECTIONS_PATH", "").split(os.pathsep)[0]
-    env = dict(os.environ, PYTHONPATH=collections)
+    env = dict(os.environ, PYTHONPATH=COLLECTIONS)
     remote_tmp = os.environ.get("ANSIBLE_REMOTE_TEMP") or os.path.join(os.path.expanduser("~"), ".ansible", "tmp")
     payload = dict(args, _ansible_check_mode=check, _ansible_diff=diff, _ansible_remote_tmp=remote_tmp,
                    _ansible_keep_remote_files=False, _ansible_module_name="engine_ops.lifecycle." + module)

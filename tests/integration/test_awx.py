@@ -19,12 +19,11 @@ import ansible_runner
 import pytest
 import yaml
 
-from ansible_run import REPO, write_inventory
+from ansible_run import COLLECTIONS, REPO, write_inventory
 from conftest import named_engines
 from fleet import upgraded_by_hand
 
 AWX_DIR = os.path.join(REPO, "extensions", "awx")
-COLLECTIONS = os.environ.get("ANSIBLE_COLLECTIONS_PATH", "").split(os.pathsep)[0]
 
 
 class AnsibleVarsLoader(yaml.SafeLoader):

@@ -5,18 +5,16 @@ module there. current_docker.CurrentDocker behaves like Docker 29 in front of th
 daemon; every module here talks to it through `docker_host`, and the proxy's request log proves it.
 """
 
-import os
 import re
 import sys
 import uuid
 
 import pytest
 
-from ansible_run import run_module
+from ansible_run import COLLECTIONS, run_module
 from conftest import wait_for
 from current_docker import CurrentDocker
 
-COLLECTIONS = os.environ.get("ANSIBLE_COLLECTIONS_PATH", "").split(os.pathsep)[0]
 if COLLECTIONS and COLLECTIONS not in sys.path:
     sys.path.insert(0, COLLECTIONS)  # the collection's own client, for the stand-in's self-test
 

@@ -18,13 +18,12 @@ import docker
 import pytest
 import requests
 
-from ansible_run import failures, run_module, run_playbook, write_inventory
+from ansible_run import COLLECTIONS, failures, run_module, run_playbook, write_inventory
 from cloud_fakes import BlockStore, Ec2DataPlane, FakeCompute
 from conftest import ENGINE_API_KEY, Brain, free_port, wait_for
 
 os.environ.setdefault("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
 # The collection's module_utils, imported in-process by two tests, come from the bootstrap's collections tree.
-COLLECTIONS = os.environ.get("ANSIBLE_COLLECTIONS_PATH", "").split(os.pathsep)[0]
 if COLLECTIONS and COLLECTIONS not in sys.path:
     sys.path.insert(0, COLLECTIONS)
 REGION, ZONE = "us-east-1", "us-east-1a"

@@ -112,7 +112,7 @@ class Upgraded:
         previous = self.client.containers.get(self.engine.name + "-engine_ops-previous")
         assert previous.image.id == self.client.images.get("engine:2.4.0").id
         results = [e["result"]["result"] for e in ledger(self.work) if e["operation"] == "rollback"]
-        assert results and results[-1] in ("rolled_back", "resumed_and_finished"), results
+        assert results and results[-1] in FINISHED, results
 
 
 def switches_to(work, name, image):

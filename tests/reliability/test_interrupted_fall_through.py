@@ -14,7 +14,7 @@ import pytest
 
 from ansible_run import failed_messages, failures, run_module, run_playbook
 from fleet import checkpoint_phases, fleet, kill_tree, ledger, recreated, report_rows, task_results
-from rollback_state import (ROLLBACK, exported, request_ids, run_again_and_check, set_aside_brains, spawn_killable,
+from rollback_state import (FINISHED, ROLLBACK, exported, request_ids, run_again_and_check, set_aside_brains, spawn_killable,
                             sqlite_rows, wait_killed)
 from services import wait_for
 
@@ -65,7 +65,7 @@ class HandUpgraded:
         assert sorted(exported(row["export_dir"])) == sorted(self.bad), "export incomplete or doubled"
         assert row["snapshot"] == self.snapshot_id and row["data_rollback"] is True, row
         results = [e["result"] for e in ledger(self.work) if e["operation"] == "rollback"]
-        assert results[-1]["result"] in ("rolled_back", "resumed_and_finished"), results
+        assert results[-1]["result"] in FINISHED, results
 
 
 def rollback(hand, kill_at=None):
